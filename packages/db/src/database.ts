@@ -1,0 +1,144 @@
+import pg from 'pg';
+import * as mariadb from 'mariadb';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaMariaDb } from '@prisma/adapter-mariadb';
+import { PrismaClient as PgClient } from './generated/pg/client.ts';
+import { PrismaClient as MysqlClient } from './generated/mysql/client.ts';
+import { dialectOf, type Dialect } from './dialect.ts';
+
+/** The generated clients of both providers share one model set; the PostgreSQL type stands for both. */
+export type Prisma = PgClient;
+
+/** A raw connection for the statements Prisma cannot express (bulk upserts). */
+export interface Sql {
+  /** `?` placeholders on both dialects. */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  /** Rows affected by a write. */
+  execute(text: string, params?: unknown[]): Promise<number>;
+}
+
+export interface Database {
+  readonly dialect: Dialect;
+  readonly prisma: Prisma;
+  readonly sql: Sql;
+  /** Runs fn on one connection inside one transaction. */
+  transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  poolSize?: number;
+  /** Milliseconds to wait for a connection before failing. */
+  connectTimeoutMs?: number;
+}
+
+/** `?` → `$1…$n` for node-postgres (our SQL never has `?` inside literals). */
+function toPgPlaceholders(text: string): string {
+  let n = 0;
+  return text.replace(/\?/g, () => `$${++n}`);
+}
+
+function pgSql(client: pg.Pool | pg.PoolClient): Sql {
+  return {
+    async query(text, params = []) {
+      const r = await client.query(toPgPlaceholders(text), params);
+      return r.rows;
+    },
+    async execute(text, params = []) {
+      const r = await client.query(toPgPlaceholders(text), params);
+      return r.rowCount ?? 0;
+    },
+  };
+}
+
+function mysqlSql(conn: mariadb.Pool | mariadb.PoolConnection): Sql {
+  return {
+    async query(text, params = []) {
+      const rows = await conn.query({ sql: text, bigIntAsNumber: true, decimalAsNumber: false }, params);
+      return Array.isArray(rows) ? [...rows] : [];
+    },
+    async execute(text, params = []) {
+      const r = await conn.query(text, params);
+      return Number(r.affectedRows ?? 0);
+    },
+  };
+}
+
+export function mysqlConfig(url: string, opts: OpenOptions = {}): mariadb.PoolConfig {
+  const u = new URL(url);
+  return {
+    host: u.hostname,
+    port: Number(u.port || 3306),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database: u.pathname.replace(/^\//, '') || undefined,
+    connectionLimit: opts.poolSize ?? 10,
+    acquireTimeout: opts.connectTimeoutMs ?? 10_000,
+    connectTimeout: opts.connectTimeoutMs ?? 10_000,
+    // Our own statements send Dates as UTC; Prisma's adapter formats its own.
+    timezone: 'Z',
+    multipleStatements: false,
+  };
+}
+
+export function openDatabase(url: string, opts: OpenOptions = {}): Database {
+  const dialect = dialectOf(url);
+  if (dialect === 'postgresql') {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+    });
+    // An idle client losing its server must not crash the process; the next query reconnects.
+    pool.on('error', () => {});
+    const prisma = new PgClient({ adapter: new PrismaPg(pool) });
+    return {
+      dialect,
+      prisma,
+      sql: pgSql(pool),
+      async transaction(fn) {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          const out = await fn(pgSql(client));
+          await client.query('COMMIT');
+          return out;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw err;
+        } finally {
+          client.release();
+        }
+      },
+      async close() {
+        await prisma.$disconnect();
+        await pool.end();
+      },
+    };
+  }
+  const pool = mariadb.createPool(mysqlConfig(url, opts));
+  const prisma = new MysqlClient({ adapter: new PrismaMariaDb(pool) }) as unknown as Prisma;
+  return {
+    dialect,
+    prisma,
+    sql: mysqlSql(pool),
+    async transaction(fn) {
+      const conn = await pool.getConnection();
+      try {
+        await conn.beginTransaction();
+        const out = await fn(mysqlSql(conn));
+        await conn.commit();
+        return out;
+      } catch (err) {
+        await conn.rollback().catch(() => {});
+        throw err;
+      } finally {
+        await conn.release();
+      }
+    },
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}

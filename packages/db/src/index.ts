@@ -1,0 +1,6 @@
+export * from './dialect.ts';
+export * from './database.ts';
+export * from './migrate.ts';
+export * from './submissions.ts';
+export * from './sync-state.ts';
+export * from './dead-letters.ts';

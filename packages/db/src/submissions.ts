@@ -1,0 +1,107 @@
+import { newestPerKey, type CanonicalSubmission } from '@fieldsync/model';
+import type { Database, Sql } from './database.ts';
+import type { Dialect } from './dialect.ts';
+
+/** Rows per INSERT statement: well under PostgreSQL's 65,535 parameters and MySQL's packet limit. */
+export const UPSERT_CHUNK = 1000;
+
+const COLS = ['sourceId', 'formId', 'key', 'version', 'updatedAt', 'submittedAt', 'deleted', 'deletedAt', 'stateSeenAt', 'data', 'via'] as const;
+
+/*
+ * Newest wins, in SQL, per row:
+ *  newer — the incoming version is later by (updatedAt, version) and actually differs
+ *          (another version, or the same version with changed data, e.g. an ODK review);
+ *  flip  — the deletion state differs and was observed no earlier than the stored one.
+ * A re-delivery of the stored version matches neither and leaves the row untouched.
+ */
+const PG_NEWER = `((EXCLUDED."updatedAt", EXCLUDED."version") > (s."updatedAt", s."version") AND (EXCLUDED."version" <> s."version" OR EXCLUDED."data" IS DISTINCT FROM s."data"))`;
+const PG_FLIP = `(EXCLUDED."deleted" <> s."deleted" AND EXCLUDED."stateSeenAt" >= s."stateSeenAt")`;
+
+function pgUpsert(rows: number): string {
+  const tuple = `(?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, ?::timestamptz, ?::timestamptz, ?::jsonb, ?, now())`;
+  const newerCols = ['version', 'updatedAt', 'submittedAt', 'data', 'via'];
+  const flipCols = ['deleted', 'deletedAt', 'stateSeenAt'];
+  return `INSERT INTO "Submission" AS s (${[...COLS, 'loadedAt'].map((c) => `"${c}"`).join(', ')})
+VALUES ${Array(rows).fill(tuple).join(', ')}
+ON CONFLICT ("sourceId", "formId", "key") DO UPDATE SET
+${[
+  ...newerCols.map((c) => `  "${c}" = CASE WHEN ${PG_NEWER} THEN EXCLUDED."${c}" ELSE s."${c}" END`),
+  ...flipCols.map((c) => `  "${c}" = CASE WHEN ${PG_FLIP} THEN EXCLUDED."${c}" ELSE s."${c}" END`),
+  `  "loadedAt" = now()`,
+].join(',\n')}
+WHERE ${PG_NEWER} OR ${PG_FLIP}`;
+}
+
+/*
+ * MySQL evaluates ON DUPLICATE KEY UPDATE assignments left to right, each seeing the
+ * columns already assigned, so both conditions are computed once, first, into session
+ * variables, and every later assignment reads them.
+ */
+const MY_NEWER = `((VALUES(\`updatedAt\`), VALUES(\`version\`)) > (\`updatedAt\`, \`version\`) AND (VALUES(\`version\`) <> \`version\` OR VALUES(\`data\`) <> \`data\`))`;
+const MY_FLIP = `(VALUES(\`deleted\`) <> \`deleted\` AND VALUES(\`stateSeenAt\`) >= \`stateSeenAt\`)`;
+
+function mysqlUpsert(rows: number): string {
+  const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP(3))`;
+  const newerCols = ['data', 'submittedAt', 'via', 'version', 'updatedAt'];
+  const flipCols = ['deletedAt', 'stateSeenAt', 'deleted'];
+  return `INSERT INTO \`Submission\` (${[...COLS, 'loadedAt'].map((c) => `\`${c}\``).join(', ')})
+VALUES ${Array(rows).fill(tuple).join(', ')}
+ON DUPLICATE KEY UPDATE
+  \`loadedAt\` = IF((@fs_newer := ${MY_NEWER}) + (@fs_flip := ${MY_FLIP}) > 0, VALUES(\`loadedAt\`), \`loadedAt\`),
+${[
+  ...newerCols.map((c) => `  \`${c}\` = IF(@fs_newer, VALUES(\`${c}\`), \`${c}\`)`),
+  ...flipCols.map((c) => `  \`${c}\` = IF(@fs_flip, VALUES(\`${c}\`), \`${c}\`)`),
+].join(',\n')}`;
+}
+
+/** MySQL DATETIME(3) literal in UTC. */
+function mysqlTime(iso: string): string {
+  return new Date(iso).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+function params(dialect: Dialect, batch: CanonicalSubmission[]): unknown[] {
+  const t = dialect === 'postgresql' ? (iso: string) => iso : mysqlTime;
+  const out: unknown[] = [];
+  for (const s of batch) {
+    out.push(
+      s.sourceId, s.formId, s.key, s.version,
+      t(s.updatedAt), t(s.submittedAt),
+      s.deleted,
+      s.deleted ? t(s.deletedAt ?? s.observedAt) : null,
+      t(s.observedAt),
+      JSON.stringify(s.data),
+      s.via,
+    );
+  }
+  return out;
+}
+
+/**
+ * Writes a batch with newest-wins semantics: one multi-row statement per
+ * {@link UPSERT_CHUNK} rows, all in the caller's transaction if it passes one.
+ */
+export async function upsertSubmissions(db: Database, batch: CanonicalSubmission[], sql: Sql = db.sql): Promise<void> {
+  const rows = newestPerKey(batch);
+  for (let i = 0; i < rows.length; i += UPSERT_CHUNK) {
+    const chunk = rows.slice(i, i + UPSERT_CHUNK);
+    const text = db.dialect === 'postgresql' ? pgUpsert(chunk.length) : mysqlUpsert(chunk.length);
+    await sql.execute(text, params(db.dialect, chunk));
+  }
+}
+
+export interface StoredVersion {
+  key: string;
+  version: string;
+  updatedAt: Date;
+  submittedAt: Date;
+  deleted: boolean;
+}
+
+/** What we hold for a form, for edit/delete sweeps. */
+export async function storedVersions(db: Database, sourceId: string, formId: string): Promise<Map<string, StoredVersion>> {
+  const rows = await db.prisma.submission.findMany({
+    where: { sourceId, formId },
+    select: { key: true, version: true, updatedAt: true, submittedAt: true, deleted: true },
+  });
+  return new Map(rows.map((r) => [r.key, r]));
+}
