@@ -1,0 +1,5 @@
+export * from './connector.ts';
+export * from './http.ts';
+export * from './kobo/index.ts';
+export * from './odk/index.ts';
+export * from './registry.ts';

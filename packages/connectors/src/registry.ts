@@ -1,0 +1,24 @@
+import type { SourceConfig } from '@fieldsync/config';
+import type { Logger } from '@fieldsync/logger';
+import type { SourceConnector, WebhookParser } from './connector.ts';
+import { KoboConnector, parseKoboWebhook } from './kobo/index.ts';
+import { OdkConnector } from './odk/index.ts';
+
+export interface ConnectorDeps {
+  logger?: Logger;
+}
+
+/** One place that maps a source kind to its connector. */
+export function createConnector(source: SourceConfig, deps: ConnectorDeps = {}): SourceConnector {
+  switch (source.kind) {
+    case 'kobo':
+      return new KoboConnector(source, deps);
+    case 'odk':
+      return new OdkConnector(source, deps);
+  }
+}
+
+/** Kinds that can push webhooks, and how to read their bodies. ODK Central has no outbound webhooks. */
+export const WEBHOOK_PARSERS: Partial<Record<SourceConfig['kind'], WebhookParser>> = {
+  kobo: parseKoboWebhook,
+};

@@ -1,0 +1,2 @@
+export * from './kobo/index.ts';
+export * from './odk/index.ts';
