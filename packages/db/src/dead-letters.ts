@@ -19,7 +19,7 @@ export async function recordDeadLetter(db: Database, d: DeadLetterInput): Promis
       jobId: d.jobId ?? null,
       sourceId: d.sourceId ?? null,
       formId: d.formId ?? null,
-      payload: d.payload as object,
+      payload: JSON.stringify(d.payload),
       error: d.error.slice(0, 10_000),
       attempts: d.attempts,
       failedAt: new Date(),

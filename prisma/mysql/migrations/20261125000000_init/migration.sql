@@ -57,7 +57,7 @@ CREATE TABLE `DeadLetter` (
     `jobId` VARCHAR(191) NULL,
     `sourceId` VARCHAR(64) NULL,
     `formId` VARCHAR(191) NULL,
-    `payload` JSON NOT NULL,
+    `payload` LONGTEXT NOT NULL,
     `error` TEXT NOT NULL,
     `attempts` INTEGER NOT NULL,
     `failedAt` DATETIME(3) NOT NULL,

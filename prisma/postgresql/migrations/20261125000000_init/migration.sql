@@ -54,7 +54,7 @@ CREATE TABLE "DeadLetter" (
     "jobId" VARCHAR(191),
     "sourceId" VARCHAR(64),
     "formId" VARCHAR(191),
-    "payload" JSONB NOT NULL,
+    "payload" TEXT NOT NULL,
     "error" TEXT NOT NULL,
     "attempts" INTEGER NOT NULL,
     "failedAt" TIMESTAMPTZ(3) NOT NULL,

@@ -950,6 +950,7 @@ export const DeadLetterOrderByRelevanceFieldEnum = {
   jobId: 'jobId',
   sourceId: 'sourceId',
   formId: 'formId',
+  payload: 'payload',
   error: 'error'
 } as const
 

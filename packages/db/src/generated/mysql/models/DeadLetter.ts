@@ -43,6 +43,7 @@ export type DeadLetterMinAggregateOutputType = {
   jobId: string | null
   sourceId: string | null
   formId: string | null
+  payload: string | null
   error: string | null
   attempts: number | null
   failedAt: Date | null
@@ -56,6 +57,7 @@ export type DeadLetterMaxAggregateOutputType = {
   jobId: string | null
   sourceId: string | null
   formId: string | null
+  payload: string | null
   error: string | null
   attempts: number | null
   failedAt: Date | null
@@ -95,6 +97,7 @@ export type DeadLetterMinAggregateInputType = {
   jobId?: true
   sourceId?: true
   formId?: true
+  payload?: true
   error?: true
   attempts?: true
   failedAt?: true
@@ -108,6 +111,7 @@ export type DeadLetterMaxAggregateInputType = {
   jobId?: true
   sourceId?: true
   formId?: true
+  payload?: true
   error?: true
   attempts?: true
   failedAt?: true
@@ -222,7 +226,7 @@ export type DeadLetterGroupByOutputType = {
   jobId: string | null
   sourceId: string | null
   formId: string | null
-  payload: runtime.JsonValue
+  payload: string
   error: string
   attempts: number
   failedAt: Date
@@ -259,7 +263,7 @@ export type DeadLetterWhereInput = {
   jobId?: Prisma.StringNullableFilter<"DeadLetter"> | string | null
   sourceId?: Prisma.StringNullableFilter<"DeadLetter"> | string | null
   formId?: Prisma.StringNullableFilter<"DeadLetter"> | string | null
-  payload?: Prisma.JsonFilter<"DeadLetter">
+  payload?: Prisma.StringFilter<"DeadLetter"> | string
   error?: Prisma.StringFilter<"DeadLetter"> | string
   attempts?: Prisma.IntFilter<"DeadLetter"> | number
   failedAt?: Prisma.DateTimeFilter<"DeadLetter"> | Date | string
@@ -291,7 +295,7 @@ export type DeadLetterWhereUniqueInput = Prisma.AtLeast<{
   jobId?: Prisma.StringNullableFilter<"DeadLetter"> | string | null
   sourceId?: Prisma.StringNullableFilter<"DeadLetter"> | string | null
   formId?: Prisma.StringNullableFilter<"DeadLetter"> | string | null
-  payload?: Prisma.JsonFilter<"DeadLetter">
+  payload?: Prisma.StringFilter<"DeadLetter"> | string
   error?: Prisma.StringFilter<"DeadLetter"> | string
   attempts?: Prisma.IntFilter<"DeadLetter"> | number
   failedAt?: Prisma.DateTimeFilter<"DeadLetter"> | Date | string
@@ -327,7 +331,7 @@ export type DeadLetterScalarWhereWithAggregatesInput = {
   jobId?: Prisma.StringNullableWithAggregatesFilter<"DeadLetter"> | string | null
   sourceId?: Prisma.StringNullableWithAggregatesFilter<"DeadLetter"> | string | null
   formId?: Prisma.StringNullableWithAggregatesFilter<"DeadLetter"> | string | null
-  payload?: Prisma.JsonWithAggregatesFilter<"DeadLetter">
+  payload?: Prisma.StringWithAggregatesFilter<"DeadLetter"> | string
   error?: Prisma.StringWithAggregatesFilter<"DeadLetter"> | string
   attempts?: Prisma.IntWithAggregatesFilter<"DeadLetter"> | number
   failedAt?: Prisma.DateTimeWithAggregatesFilter<"DeadLetter"> | Date | string
@@ -341,7 +345,7 @@ export type DeadLetterCreateInput = {
   jobId?: string | null
   sourceId?: string | null
   formId?: string | null
-  payload: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  payload: string
   error: string
   attempts: number
   failedAt: Date | string
@@ -355,7 +359,7 @@ export type DeadLetterUncheckedCreateInput = {
   jobId?: string | null
   sourceId?: string | null
   formId?: string | null
-  payload: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  payload: string
   error: string
   attempts: number
   failedAt: Date | string
@@ -369,7 +373,7 @@ export type DeadLetterUpdateInput = {
   jobId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   sourceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   formId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  payload?: Prisma.StringFieldUpdateOperationsInput | string
   error?: Prisma.StringFieldUpdateOperationsInput | string
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
   failedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -383,7 +387,7 @@ export type DeadLetterUncheckedUpdateInput = {
   jobId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   sourceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   formId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  payload?: Prisma.StringFieldUpdateOperationsInput | string
   error?: Prisma.StringFieldUpdateOperationsInput | string
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
   failedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -397,7 +401,7 @@ export type DeadLetterCreateManyInput = {
   jobId?: string | null
   sourceId?: string | null
   formId?: string | null
-  payload: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  payload: string
   error: string
   attempts: number
   failedAt: Date | string
@@ -411,7 +415,7 @@ export type DeadLetterUpdateManyMutationInput = {
   jobId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   sourceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   formId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  payload?: Prisma.StringFieldUpdateOperationsInput | string
   error?: Prisma.StringFieldUpdateOperationsInput | string
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
   failedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -425,7 +429,7 @@ export type DeadLetterUncheckedUpdateManyInput = {
   jobId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   sourceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   formId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  payload?: Prisma.StringFieldUpdateOperationsInput | string
   error?: Prisma.StringFieldUpdateOperationsInput | string
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
   failedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -464,6 +468,7 @@ export type DeadLetterMaxOrderByAggregateInput = {
   jobId?: Prisma.SortOrder
   sourceId?: Prisma.SortOrder
   formId?: Prisma.SortOrder
+  payload?: Prisma.SortOrder
   error?: Prisma.SortOrder
   attempts?: Prisma.SortOrder
   failedAt?: Prisma.SortOrder
@@ -477,6 +482,7 @@ export type DeadLetterMinOrderByAggregateInput = {
   jobId?: Prisma.SortOrder
   sourceId?: Prisma.SortOrder
   formId?: Prisma.SortOrder
+  payload?: Prisma.SortOrder
   error?: Prisma.SortOrder
   attempts?: Prisma.SortOrder
   failedAt?: Prisma.SortOrder
@@ -532,7 +538,10 @@ export type $DeadLetterPayload<ExtArgs extends runtime.Types.Extensions.Internal
     jobId: string | null
     sourceId: string | null
     formId: string | null
-    payload: runtime.JsonValue
+    /**
+     * The job data as JSON text: a record the database refused as JSON must still be storable here.
+     */
+    payload: string
     error: string
     attempts: number
     failedAt: Date
@@ -912,7 +921,7 @@ export interface DeadLetterFieldRefs {
   readonly jobId: Prisma.FieldRef<"DeadLetter", 'String'>
   readonly sourceId: Prisma.FieldRef<"DeadLetter", 'String'>
   readonly formId: Prisma.FieldRef<"DeadLetter", 'String'>
-  readonly payload: Prisma.FieldRef<"DeadLetter", 'Json'>
+  readonly payload: Prisma.FieldRef<"DeadLetter", 'String'>
   readonly error: Prisma.FieldRef<"DeadLetter", 'String'>
   readonly attempts: Prisma.FieldRef<"DeadLetter", 'Int'>
   readonly failedAt: Prisma.FieldRef<"DeadLetter", 'DateTime'>

@@ -1,0 +1,136 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import type { Redis } from 'ioredis';
+import type { FieldsyncConfig } from '@fieldsync/config';
+import { WEBHOOK_PARSERS, PayloadError } from '@fieldsync/connectors';
+import { IngestBatch, type Queues } from '@fieldsync/queues';
+import type { Logger } from '@fieldsync/logger';
+import { checkWebhookAuth, verifySignature, basicCredentials, safeEqual } from './auth.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface IngressDeps {
+  config: FieldsyncConfig;
+  queues: Queues;
+  redis: Redis;
+  log: Logger;
+  metrics: Metrics;
+  bodyLimit?: string;
+  /** Bull Board credentials; the dashboard is off without them. */
+  admin?: { user: string; password: string };
+}
+
+/** A JSON error a webhook sender (or its operator) can read. */
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
+    super(message);
+  }
+}
+
+export function createIngressApp(deps: IngressDeps): express.Express {
+  const { config, queues, log, metrics } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  const sources = new Map(config.sources.map((s) => [s.id, s]));
+
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await deps.redis.ping();
+      res.json({ status: 'ready' });
+    } catch (err) {
+      res.status(503).json({ status: 'unavailable', error: `redis: ${(err as Error).message}` });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const rawBody = express.raw({ type: () => true, limit: deps.bodyLimit ?? '1mb' });
+
+  app.post(
+    '/webhooks/:sourceId',
+    // Cheap refusals first, before the body is read.
+    (req: Request, _res: Response, next: NextFunction) => {
+      const source = sources.get(String(req.params.sourceId));
+      if (!source) return next(new HttpError(404, 'unknown_source', `no source "${req.params.sourceId}" is configured`));
+      if (!WEBHOOK_PARSERS[source.kind]) return next(new HttpError(404, 'no_webhooks', `source "${source.id}" (${source.kind}) does not receive webhooks; it is polled`));
+      if (!source.webhook) return next(new HttpError(403, 'webhook_disabled', `source "${source.id}" has no webhook secret configured, so its webhook is disabled`));
+      if (!checkWebhookAuth(source.webhook, req)) return next(new HttpError(401, 'unauthorized', 'missing or wrong webhook credentials', { 'www-authenticate': 'Basic realm="fieldsync"' }));
+      if (!req.is('application/json')) return next(new HttpError(415, 'unsupported_media_type', `Content-Type must be application/json, got "${req.headers['content-type'] ?? '(none)'}"`));
+      next();
+    },
+    rawBody,
+    async (req: Request, res: Response, next: NextFunction) => {
+      try {
+        const source = sources.get(String(req.params.sourceId))!;
+        const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        if (!verifySignature(source.webhook!, req, body)) throw new HttpError(401, 'bad_signature', 'webhook signature does not match the body');
+        let json: unknown;
+        try {
+          json = JSON.parse(body.toString('utf8'));
+        } catch (err) {
+          throw new HttpError(400, 'malformed_json', `body is not valid JSON: ${(err as Error).message}`);
+        }
+        let submissions;
+        try {
+          const formId = typeof req.query.formId === 'string' ? req.query.formId : undefined;
+          submissions = WEBHOOK_PARSERS[source.kind]!(source.id, json, new Date(), { formId });
+        } catch (err) {
+          if (err instanceof PayloadError) throw new HttpError(400, 'invalid_payload', err.message);
+          throw err;
+        }
+        let job;
+        try {
+          job = await queues.ingest.add(IngestBatch.name, { submissions }, { ...IngestBatch.options, attempts: config.ingest.attempts, backoff: { type: 'exponential', delay: config.ingest.backoffMs, jitter: 0.5 } });
+        } catch (err) {
+          log.error({ err, sourceId: source.id }, 'could not enqueue webhook');
+          throw new HttpError(503, 'queue_unavailable', 'the queue is unavailable; retry later', { 'retry-after': '30' });
+        }
+        metrics.enqueued.inc({ source: source.id }, submissions.length);
+        metrics.requests.inc({ source: source.id, status: '202' });
+        res.status(202).json({ accepted: submissions.length, jobId: job.id, keys: submissions.map((s) => s.key) });
+      } catch (err) {
+        next(err);
+      }
+    },
+  );
+
+  if (deps.admin) {
+    const board = new ExpressAdapter();
+    board.setBasePath('/admin');
+    createBullBoard({ queues: [queues.ingest, queues.poll, queues.deadLetter].map((q) => new BullMQAdapter(q)), serverAdapter: board });
+    const admin = deps.admin;
+    app.use(
+      '/admin',
+      (req, res, next) => {
+        const c = basicCredentials(req);
+        if (c && safeEqual(c.user, admin.user) && safeEqual(c.password, admin.password)) return next();
+        res.set('www-authenticate', 'Basic realm="fieldsync admin"').status(401).json({ error: 'unauthorized', message: 'admin credentials required' });
+      },
+      board.getRouter(),
+    );
+  }
+
+  app.use((_req, res) => void res.status(404).json({ error: 'not_found', message: 'no such endpoint' }));
+
+  // Every error leaves as JSON with a status a sender can act on.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const source = String(req.params?.sourceId ?? 'none');
+    let e: HttpError;
+    if (err instanceof HttpError) e = err;
+    else if ((err as { type?: string }).type === 'entity.too.large') e = new HttpError(413, 'payload_too_large', `body exceeds the ${deps.bodyLimit ?? '1mb'} limit`);
+    else {
+      log.error({ err }, 'webhook failed');
+      e = new HttpError(500, 'internal', 'internal error');
+    }
+    if (req.path.startsWith('/webhooks/')) {
+      metrics.requests.inc({ source, status: String(e.status) });
+      metrics.errors.inc({ source, reason: e.code });
+      if (e.status < 500) log.warn({ sourceId: source, status: e.status, code: e.code, msg: e.message }, 'webhook refused');
+    }
+    res.status(e.status).set(e.headers).json({ error: e.code, message: e.message });
+  });
+  return app;
+}

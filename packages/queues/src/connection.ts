@@ -1,0 +1,41 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { Queue } from 'bullmq';
+import { QUEUE, type QueueName } from './catalog.ts';
+
+export interface QueueSettings {
+  redisUrl: string;
+  /** Redis key prefix for every queue; tests use a unique one per run. */
+  prefix: string;
+}
+
+/**
+ * Workers block on Redis and must never give up a command (BullMQ requires
+ * maxRetriesPerRequest null); producers on a request path should fail fast
+ * instead, so a webhook gets a 503 rather than hanging while Redis is down.
+ */
+export function createRedis(url: string, role: 'worker' | 'producer', extra: RedisOptions = {}): Redis {
+  const base: RedisOptions =
+    role === 'worker'
+      ? { maxRetriesPerRequest: null, enableReadyCheck: true }
+      : { maxRetriesPerRequest: 2, enableOfflineQueue: false, connectTimeout: 5_000, commandTimeout: 10_000 };
+  return new Redis(url, {
+    ...base,
+    // Reconnect forever with capped exponential backoff: Redis restarts must heal by themselves.
+    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 8), 10_000),
+    ...extra,
+  });
+}
+
+export type Queues = Record<keyof typeof QUEUE, Queue> & { close(): Promise<void> };
+
+/** One Queue object per catalog queue, sharing one connection. */
+export function createQueues(settings: QueueSettings, connection: Redis): Queues {
+  const make = (name: QueueName) => new Queue(name, { connection, prefix: settings.prefix });
+  const queues = { poll: make(QUEUE.poll), ingest: make(QUEUE.ingest), deadLetter: make(QUEUE.deadLetter) };
+  return {
+    ...queues,
+    async close() {
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import type { CanonicalSubmission } from '@fieldsync/model';
+import { upsertSubmissions, recordDeadLetter, type Database } from '@fieldsync/db';
+import { IngestBatch, DeadLetter, type IngestBatchData, type Queues } from '@fieldsync/queues';
+import type { Logger } from '@fieldsync/logger';
+import { isDataError, isUnavailable } from './db-errors.ts';
+
+export interface IngestDeps {
+  db: Database;
+  queues: Pick<Queues, 'deadLetter'>;
+  log: Logger;
+  /** Waits while the database is unreachable; these do not spend the job's attempts. */
+  outage?: { maxRetries: number; baseDelayMs: number; maxDelayMs: number };
+}
+
+export interface IngestResult {
+  loaded: number;
+  poison: number;
+}
+
+/** Records the database refused one by one, after the rest of their batch was stored. */
+export class PoisonRecordsError extends Error {
+  override name = 'PoisonRecordsError';
+  constructor(readonly failures: { key: string; error: string }[]) {
+    super(`${failures.length} record(s) refused by the database: ${failures.slice(0, 5).map((f) => `${f.key}: ${f.error}`).join('; ')}`);
+  }
+}
+
+type Stored = { ok: CanonicalSubmission[]; bad: { s: CanonicalSubmission; err: unknown }[] };
+
+/**
+ * Stores a batch in one transaction; when the database refuses it for its
+ * data, splits it in halves (each its own transaction) until the refused
+ * records stand alone, so every other record still lands.
+ */
+export async function storeIsolatingPoison(db: Database, batch: CanonicalSubmission[]): Promise<Stored> {
+  try {
+    await db.transaction((sql) => upsertSubmissions(db, batch, sql));
+    return { ok: batch, bad: [] };
+  } catch (err) {
+    if (!isDataError(err)) throw err;
+    if (batch.length === 1) return { ok: [], bad: [{ s: batch[0]!, err }] };
+    const mid = Math.ceil(batch.length / 2);
+    const a = await storeIsolatingPoison(db, batch.slice(0, mid));
+    const b = await storeIsolatingPoison(db, batch.slice(mid));
+    return { ok: [...a.ok, ...b.ok], bad: [...a.bad, ...b.bad] };
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Copies a job whose attempts are spent to the DeadLetter table and the dead-letter queue. */
+export async function deadLetter(deps: Pick<IngestDeps, 'db' | 'queues' | 'log'>, job: Job, err: unknown): Promise<void> {
+  const data = job.data as Partial<IngestBatchData>;
+  const first = data.submissions?.[0];
+  const error = message(err);
+  let deadLetterId: string | undefined;
+  try {
+    deadLetterId = String(
+      await recordDeadLetter(deps.db, {
+        queue: job.queueName, jobName: job.name, jobId: job.id ?? null,
+        sourceId: first?.sourceId ?? null, formId: first?.formId ?? null,
+        payload: job.data, error, attempts: job.attemptsMade + 1,
+      }),
+    );
+  } catch (dbErr) {
+    // The queue copy below still makes it visible and replayable.
+    deps.log.error({ err: dbErr, jobId: job.id }, 'could not write DeadLetter row');
+  }
+  await deps.queues.deadLetter.add(
+    DeadLetter.name,
+    DeadLetter.payload.parse({
+      queue: job.queueName, jobName: job.name, jobId: job.id, data: job.data, error,
+      attemptsMade: job.attemptsMade + 1, failedAt: new Date().toISOString(), deadLetterId,
+    }),
+    DeadLetter.options,
+  );
+  deps.log.error({ jobId: job.id, deadLetterId, error, records: data.submissions?.length }, 'ingest job dead-lettered');
+}
+
+function isFinalAttempt(job: Job): boolean {
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
+/**
+ * The ingest worker's processor. Throws to let BullMQ retry with backoff; on
+ * the final attempt it dead-letters the job itself before rethrowing, so the
+ * failure is both recorded and visible as failed.
+ */
+export function createIngestProcessor(deps: IngestDeps) {
+  const outage = deps.outage ?? { maxRetries: 240, baseDelayMs: 1_000, maxDelayMs: 30_000 };
+  return async (job: Job<IngestBatchData & { outageRetries?: number }>, token?: string): Promise<IngestResult> => {
+    const parsed = IngestBatch.payload.safeParse(job.data);
+    if (!parsed.success) {
+      const err = new UnrecoverableError(`invalid ingest payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      await deadLetter(deps, job, err);
+      throw err;
+    }
+    const batch = parsed.data.submissions;
+    try {
+      const { ok, bad } = await storeIsolatingPoison(deps.db, batch);
+      if (bad.length === 0) return { loaded: ok.length, poison: 0 };
+      // Keep only the refused records in the job, so retries (and the dead letter) carry just them.
+      await job.updateData({ submissions: bad.map((b) => b.s) });
+      throw new PoisonRecordsError(bad.map((b) => ({ key: b.s.key, error: message(b.err) })));
+    } catch (err) {
+      if (isUnavailable(err) && token) {
+        const n = (job.data.outageRetries ?? 0) + 1;
+        if (n <= outage.maxRetries) {
+          const delay = Math.min(outage.baseDelayMs * 2 ** Math.min(n - 1, 10), outage.maxDelayMs);
+          deps.log.warn({ jobId: job.id, retry: n, delayMs: delay, err: message(err) }, 'database unavailable; ingest job waits');
+          await job.updateData({ ...job.data, outageRetries: n });
+          await job.moveToDelayed(Date.now() + Math.round(delay * (0.5 + Math.random() / 2)), token);
+          throw new DelayedError();
+        }
+      }
+      if (isFinalAttempt(job)) await deadLetter(deps, job, err);
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,50 @@
+import type { Queue } from 'bullmq';
+import type { FieldsyncConfig, Schedule, SourceConfig } from '@fieldsync/config';
+import { PollForm, DiscoverForms, schedulerId, discoverSchedulerId } from '@fieldsync/queues';
+
+function repeatOf(s: Schedule) {
+  return s.cron ? { pattern: s.cron, tz: s.tz } : { every: s.every! };
+}
+
+/** Registers (or updates) the poll and sweep schedulers of one form. */
+export async function scheduleForm(pollQueue: Queue, source: SourceConfig, formId: string): Promise<void> {
+  for (const mode of ['poll', 'sweep'] as const) {
+    await pollQueue.upsertJobScheduler(schedulerId(source.id, formId, mode), repeatOf(mode === 'poll' ? source.poll : source.sweep), {
+      name: PollForm.name,
+      data: { sourceId: source.id, formId, mode },
+      opts: PollForm.options,
+    });
+  }
+}
+
+/**
+ * Makes Redis hold exactly the schedulers the config asks for: one poll and one
+ * sweep scheduler per (source, form), or a discovery scheduler for sources that
+ * sync every form of a project. Schedulers of sources no longer configured go.
+ */
+export async function syncSchedules(pollQueue: Queue, config: FieldsyncConfig): Promise<string[]> {
+  const wanted = new Set<string>();
+  for (const source of config.sources) {
+    if (source.forms === '*') {
+      const id = discoverSchedulerId(source.id);
+      wanted.add(id);
+      await pollQueue.upsertJobScheduler(id, repeatOf(source.poll), { name: DiscoverForms.name, data: { sourceId: source.id }, opts: DiscoverForms.options });
+    } else {
+      for (const formId of source.forms) {
+        await scheduleForm(pollQueue, source, formId);
+        wanted.add(schedulerId(source.id, formId, 'poll'));
+        wanted.add(schedulerId(source.id, formId, 'sweep'));
+      }
+    }
+  }
+  const discovered = new Set(config.sources.filter((s) => s.forms === '*').map((s) => s.id));
+  for (const s of await pollQueue.getJobSchedulers(0, -1)) {
+    const id = s.key;
+    if (wanted.has(id)) continue;
+    // Forms found by discovery keep their schedulers while their source is configured with '*'.
+    const sourceId = id.split(':')[1] ?? '';
+    if (discovered.has(sourceId)) continue;
+    await pollQueue.removeJobScheduler(id);
+  }
+  return [...wanted];
+}
