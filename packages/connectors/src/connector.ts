@@ -52,5 +52,10 @@ export class PayloadError extends Error {
   override name = 'PayloadError';
 }
 
+/** What the ingress knows besides the body (e.g. `?formId=` when a payload subset drops the form id). */
+export interface WebhookHints {
+  formId?: string;
+}
+
 /** Turns one webhook body into canonical submissions, or throws PayloadError. */
-export type WebhookParser = (sourceId: string, body: unknown, receivedAt: Date) => CanonicalSubmission[];
+export type WebhookParser = (sourceId: string, body: unknown, receivedAt: Date, hints?: WebhookHints) => CanonicalSubmission[];
