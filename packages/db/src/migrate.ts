@@ -155,7 +155,7 @@ export async function migrate(url: string): Promise<MigrateResult> {
         } catch (err) {
           const msg = err instanceof Error ? err.message : String(err);
           await d.fail(id, msg);
-          throw new Error(`migration ${m.name} failed: ${msg}`);
+          throw new Error(`migration ${m.name} failed: ${msg}`, { cause: err });
         }
         await d.finish(id);
         result.applied.push(m.name);
