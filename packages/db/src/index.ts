@@ -4,3 +4,4 @@ export * from './migrate.ts';
 export * from './submissions.ts';
 export * from './sync-state.ts';
 export * from './dead-letters.ts';
+export * from './admin.ts';

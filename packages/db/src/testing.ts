@@ -3,10 +3,9 @@
  * the real server, migrates it, and drops it on cleanup, so runs never collide.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import * as mariadb from 'mariadb';
 import { migrate } from './migrate.ts';
-import { openDatabase, mysqlConfig, type Database } from './database.ts';
+import { openDatabase, type Database } from './database.ts';
+import { recreateDatabase, dropDatabase } from './admin.ts';
 import type { Dialect } from './dialect.ts';
 
 export const TEST_SERVERS: Record<Dialect, string> = {
@@ -26,25 +25,12 @@ function withDatabase(server: string, name: string): string {
   return u.toString();
 }
 
-/** Creates an empty database (no migrations); returns its URL. */
+/** Creates an empty, uniquely named database (no migrations); returns its URL. */
 export async function createEmptyDatabase(dialect: Dialect): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `fs_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
-  const server = TEST_SERVERS[dialect];
-  if (dialect === 'postgresql') {
-    const admin = async (sql: string) => {
-      const c = new pg.Client({ connectionString: server });
-      await c.connect();
-      try { await c.query(sql); } finally { await c.end(); }
-    };
-    await admin(`CREATE DATABASE "${name}"`);
-    return { url: withDatabase(server, name), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
-  }
-  const admin = async (sql: string) => {
-    const c = await mariadb.createConnection(mysqlConfig(server));
-    try { await c.query(sql); } finally { await c.end(); }
-  };
-  await admin(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
-  return { url: withDatabase(server, name), drop: () => admin(`DROP DATABASE IF EXISTS \`${name}\``) };
+  const url = withDatabase(TEST_SERVERS[dialect], name);
+  await recreateDatabase(url);
+  return { url, drop: () => dropDatabase(url) };
 }
 
 /** A fresh, migrated database opened for use. */

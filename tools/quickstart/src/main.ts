@@ -1,0 +1,248 @@
+/**
+ * `./fieldsync demo`: the whole system on one machine against the built-in
+ * simulators. Starts a KoboToolbox and an ODK Central simulator, writes a
+ * config for them, runs ingress + poller + loader as real child processes,
+ * and narrates what arrives in the database: the backfill by poll, new Kobo
+ * submissions by webhook, then edits and deletions found by the sweep.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { openDatabase, dialectOf, recreateDatabase, type Database } from '@fieldsync/db';
+import { PollForm, createQueues } from '@fieldsync/queues';
+import { startKoboSimulator, startOdkSimulator } from '@fieldsync/simulator';
+
+const { values: args } = parseArgs({
+  options: {
+    'keep-running': { type: 'boolean', default: false },
+    kobo: { type: 'string', default: '3000' },
+    odk: { type: 'string', default: '1500' },
+  },
+});
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const WORK = path.join(ROOT, '.demo');
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/fieldsync_demo';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PREFIX = 'fieldsync-demo';
+const KOBO_COUNT = Number(args.kobo);
+const ODK_COUNT = Number(args.odk);
+
+const say = (msg: string) => console.log(msg);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(preferred: number): Promise<number> {
+  const tryPort = (p: number) =>
+    new Promise<number>((resolve, reject) => {
+      const s = createServer().once('error', reject).listen(p, '127.0.0.1', () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    });
+  return tryPort(preferred).catch(() => tryPort(0));
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+/** Deletes the demo's own Redis keys so every run starts clean. */
+async function clearQueues(): Promise<void> {
+  const r = new Redis(REDIS_URL);
+  let cursor = '0';
+  do {
+    const [next, keys] = await r.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await r.del(...keys);
+  } while (cursor !== '0');
+  r.disconnect();
+}
+
+async function count(db: Database, where: Record<string, unknown>): Promise<number> {
+  return db.prisma.submission.count({ where });
+}
+
+async function main() {
+  mkdirSync(path.join(WORK, 'logs'), { recursive: true });
+  say(`fieldsync demo — database ${DATABASE_URL} (recreated), Redis ${REDIS_URL} (prefix "${PREFIX}")`);
+  await recreateDatabase(DATABASE_URL);
+  await clearQueues();
+
+  const secrets = {
+    DEMO_KOBO_TOKEN: randomBytes(12).toString('hex'),
+    DEMO_HOOK_PASSWORD: randomBytes(12).toString('hex'),
+    DEMO_ODK_PASSWORD: randomBytes(12).toString('hex'),
+    ADMIN_PASSWORD: randomBytes(6).toString('hex'),
+  };
+  const ingressPort = await freePort(Number(process.env.INGRESS_PORT ?? 3000));
+  const webhookUrl = `http://127.0.0.1:${ingressPort}/webhooks/kobo-demo`;
+
+  const kobo = await startKoboSimulator({ token: secrets.DEMO_KOBO_TOKEN, submissions: KOBO_COUNT, seed: 7 });
+  const [asset] = kobo.assetUids as [string];
+  const odk = await startOdkSimulator({ email: 'demo@example.org', password: secrets.DEMO_ODK_PASSWORD, seed: 7 });
+  const odkForm = odk.defaultFormId;
+  odk.createSubmissions(odk.defaultProjectId, odkForm, ODK_COUNT);
+  say(`simulators: KoboToolbox ${kobo.url} (asset ${asset}, ${KOBO_COUNT} submissions), ODK Central ${odk.url} (form ${odkForm}, ${ODK_COUNT})`);
+
+  const configFile = path.join(WORK, 'fieldsync.config.yaml');
+  writeFileSync(
+    configFile,
+    `# Written by the demo; secrets come from the environment.
+sources:
+  - id: kobo-demo
+    kind: kobo
+    baseUrl: ${kobo.url}
+    token: \${DEMO_KOBO_TOKEN}
+    forms: [${asset}]
+    poll: { every: 20s }
+    sweep: { every: 10m }
+    webhook:
+      basic: { username: kobo, password: \${DEMO_HOOK_PASSWORD} }
+  - id: odk-demo
+    kind: odk
+    baseUrl: ${odk.url}
+    projectId: ${odk.defaultProjectId}
+    forms: "*"
+    auth:
+      session: { email: demo@example.org, password: \${DEMO_ODK_PASSWORD} }
+    poll: { every: 10s }
+    sweep: { every: 10m }
+ingest:
+  concurrency: 4
+`,
+  );
+
+  const env = {
+    ...process.env,
+    ...secrets,
+    DATABASE_URL,
+    REDIS_URL,
+    FIELDSYNC_CONFIG: configFile,
+    FIELDSYNC_QUEUE_PREFIX: PREFIX,
+    INGRESS_PORT: String(ingressPort),
+    ADMIN_USER: 'admin',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+  };
+  const children: { name: string; proc: ChildProcess }[] = [];
+  for (const name of ['loader', 'ingress', 'poller']) {
+    const log = openSync(path.join(WORK, 'logs', `${name}.log`), 'w');
+    const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'apps', name, 'src', 'main.ts')], { cwd: ROOT, env, stdio: ['ignore', log, log] });
+    proc.on('exit', (code, signal) => {
+      if (!stopping) {
+        console.error(`${name} exited unexpectedly (code ${code}, signal ${signal}); see .demo/logs/${name}.log`);
+        process.exitCode = 1;
+      }
+    });
+    children.push({ name, proc });
+  }
+  let stopping = false;
+  const stopAll = async () => {
+    stopping = true;
+    await Promise.all(
+      children.map(
+        ({ name, proc }) =>
+          new Promise<void>((resolve) => {
+            if (proc.exitCode !== null) return resolve();
+            proc.once('exit', (code) => {
+              say(`  ${name} stopped (exit ${code})`);
+              resolve();
+            });
+            proc.kill('SIGTERM');
+          }),
+      ),
+    );
+    await kobo.close();
+    await odk.close();
+  };
+  say(`apps: loader, ingress (:${ingressPort}), poller started — logs in .demo/logs/`);
+
+  const db = openDatabase(DATABASE_URL, { poolSize: 2 });
+  try {
+    await waitFor('ingress', async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${ingressPort}/readyz`)).ok;
+      } catch {
+        return false;
+      }
+    }, 60_000);
+
+    // 1. Backfill: the poller's schedulers fire at once and page both sources.
+    const t0 = Date.now();
+    const total = KOBO_COUNT + ODK_COUNT;
+    let last = -1;
+    await waitFor('the backfill', async () => {
+      const n = await count(db, {});
+      if (n !== last && process.stdout.isTTY) process.stdout.write(`\r  backfill: ${n} / ${total} rows`);
+      last = n;
+      return n >= total;
+    });
+    const secs = (Date.now() - t0) / 1000;
+    say(`${process.stdout.isTTY ? '\n' : ''}1. backfill by poll: ${total} rows in ${secs.toFixed(1)} s (${Math.round(total / secs)} rows/s, including the poll interval and start-up)`);
+
+    // 2. Webhooks: new Kobo submissions POSTed by the simulated REST Service.
+    kobo.setRestService({ url: webhookUrl, auth: { username: 'kobo', password: secrets.DEMO_HOOK_PASSWORD }, retryDelaysMs: [1000, 2000, 4000, 8000] });
+    const t1 = Date.now();
+    kobo.createSubmissions(asset, 25);
+    const results = await kobo.flushRestService();
+    await waitFor('webhook submissions', async () => (await count(db, { via: 'webhook' })) >= 25);
+    say(`2. webhooks: ${results.filter((r) => r.ok).length}/25 REST Service POSTs accepted (202); all 25 in the table ${Date.now() - t1} ms after creation`);
+
+    // 3. Edits and deletions: Kobo sends no webhook for either; the sweep finds them.
+    const recs = kobo.records(asset);
+    const edited = recs.slice(0, 3).map((r) => kobo.editSubmission(asset, r._id));
+    const deleted = recs.slice(3, 5).map((r) => r._id);
+    for (const id of deleted) kobo.deleteSubmission(asset, id);
+    odk.editSubmission(odk.defaultProjectId, odkForm, odk.submissionIds(odk.defaultProjectId, odkForm)[0]!);
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const queues = createQueues({ redisUrl: REDIS_URL, prefix: PREFIX }, redis);
+    await queues.poll.add(PollForm.name, { sourceId: 'kobo-demo', formId: asset, mode: 'sweep' }, PollForm.options);
+    await queues.close();
+    redis.disconnect();
+    await waitFor('the sweep', async () => {
+      const gone = await count(db, { sourceId: 'kobo-demo', deleted: true });
+      const edits = await db.prisma.submission.count({ where: { sourceId: 'kobo-demo', version: { in: edited.map((e) => String(e['meta/instanceID'])) } } });
+      return gone === deleted.length && edits === edited.length;
+    });
+    await waitFor('the ODK edit', async () => (await count(db, { sourceId: 'odk-demo', via: 'poll', updatedAt: { gt: db.prisma.submission.fields.submittedAt } })) >= 1, 60_000).catch(() => {});
+    say(`3. sweep: ${edited.length} Kobo edits re-fetched, ${deleted.length} deletions marked deleted (rows kept, deleted = true)`);
+
+    // What is in the database now.
+    const byVia = await db.prisma.submission.groupBy({ by: ['sourceId', 'formId', 'via'], _count: { _all: true }, orderBy: [{ sourceId: 'asc' }, { via: 'asc' }] });
+    say('\nSubmission rows by source, form and path:');
+    console.table(byVia.map((g) => ({ source: g.sourceId, form: g.formId, via: g.via, rows: g._count._all })));
+    const runs = await db.prisma.syncRun.groupBy({ by: ['sourceId', 'mode', 'outcome'], _count: { _all: true }, _sum: { fetched: true } });
+    say('Sync runs (the import log, table "SyncRun"):');
+    console.table(runs.map((r) => ({ source: r.sourceId, mode: r.mode, outcome: r.outcome, runs: r._count._all, fetched: r._sum.fetched })));
+    say(`dead letters: ${await db.prisma.deadLetter.count()}`);
+    say(`\nDashboard (Bull Board): http://127.0.0.1:${ingressPort}/admin  user "admin", password "${secrets.ADMIN_PASSWORD}"`);
+    say(`Query:  psql ${DATABASE_URL} -c 'select "sourceId", count(*) from "Submission" group by 1'`);
+    say(`Config: ${path.relative(process.cwd(), configFile)}   Logs: .demo/logs/`);
+  } catch (err) {
+    console.error(`demo failed: ${(err as Error).message} — see .demo/logs/`);
+    process.exitCode = 1;
+  } finally {
+    await db.close();
+  }
+
+  if (args['keep-running'] && !process.exitCode) {
+    say('\nKeeping everything running; Ctrl-C stops it.');
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+  }
+  say('\nstopping (SIGTERM to each app):');
+  await stopAll();
+  process.exit(process.exitCode ?? 0);
+}
+
+if (!['postgresql', 'mysql'].includes(dialectOf(DATABASE_URL))) throw new Error('unsupported DATABASE_URL');
+await main();
