@@ -117,7 +117,9 @@ export function createIngressApp(deps: IngressDeps): express.Express {
 
   // Every error leaves as JSON with a status a sender can act on.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const source = String(req.params?.sourceId ?? 'none');
+    // Router params are gone by now; take the id from the path. Unknown ids share one label (bounded cardinality).
+    const id = /^\/webhooks\/([^/]+)/.exec(req.path)?.[1] ?? '';
+    const source = sources.has(id) ? id : 'unknown';
     let e: HttpError;
     if (err instanceof HttpError) e = err;
     else if ((err as { type?: string }).type === 'entity.too.large') e = new HttpError(413, 'payload_too_large', `body exceeds the ${deps.bodyLimit ?? '1mb'} limit`);

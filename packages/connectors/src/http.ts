@@ -5,9 +5,15 @@ import type { Logger } from '@fieldsync/logger';
 /** Statuses worth another try; everything else fails at once. */
 export const RETRY_STATUS = [408, 425, 429, 500, 502, 503, 504, 521, 522, 524];
 
-/** Exponential backoff with full jitter, capped; a server's Retry-After wins when given. */
+/** Longest Retry-After we wait out; a server asking for more fails the request (and the poll retries later). */
+export const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/**
+ * Exponential backoff with jitter, capped at maxBackoffMs. A server's
+ * Retry-After is obeyed as given (retrying earlier only earns another 429).
+ */
 export function backoffDelay(policy: HttpPolicy, attempt: number, retryAfterMs?: number): number {
-  if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs)) return Math.min(Math.max(retryAfterMs, 0), policy.maxBackoffMs);
+  if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs)) return Math.min(Math.max(retryAfterMs, 0), MAX_RETRY_AFTER_MS);
   const ceiling = Math.min(policy.backoffMs * 2 ** Math.max(attempt - 1, 0), policy.maxBackoffMs);
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }
@@ -34,7 +40,8 @@ export function createHttpClient(o: HttpClientOptions): Got {
       limit: policy.retries,
       methods: ['GET', 'POST', 'HEAD', 'OPTIONS'],
       statusCodes: RETRY_STATUS,
-      maxRetryAfter: policy.maxBackoffMs,
+      // got gives up at once on a Retry-After above this; we wait out anything up to 10 minutes.
+      maxRetryAfter: MAX_RETRY_AFTER_MS,
       calculateDelay: ({ attemptCount, computedValue, retryAfter, error }: RetryObject) => {
         if (computedValue === 0) return 0; // got decided: not retryable, or attempts spent
         const delay = backoffDelay(policy, attemptCount, retryAfter);

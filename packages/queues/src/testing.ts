@@ -23,3 +23,14 @@ export async function dropQueuePrefix(settings: QueueSettings): Promise<void> {
     r.disconnect();
   }
 }
+
+/** Waits until a queue has nothing waiting, active or delayed (its workers are done). */
+export async function drained(queue: import('bullmq').Queue, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+    if (Object.values(c).every((n) => n === 0)) return;
+    if (Date.now() > end) throw new Error(`queue ${queue.name} did not drain: ${JSON.stringify(c)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

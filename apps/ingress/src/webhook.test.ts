@@ -1,0 +1,194 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import request from 'supertest';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { parseConfig, type FieldsyncConfig } from '@fieldsync/config';
+import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
+import type { Dialect } from '@fieldsync/db';
+import { createQueues, createRedis, type Queues } from '@fieldsync/queues';
+import { testQueueSettings, dropQueuePrefix, drained } from '@fieldsync/queues/testing';
+import { createLogger } from '@fieldsync/logger';
+import { startIngestWorker } from '@fieldsync/sync';
+import { startKoboSimulator, sendKoboRestService, type KoboSimulator, type KoboRecord } from '@fieldsync/simulator';
+import { createIngressApp } from './app.ts';
+import { createMetrics } from './metrics.ts';
+
+const log = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
+const HOOK = { username: 'kobo', password: 'hook-secret' };
+
+function config(): FieldsyncConfig {
+  return parseConfig(
+    `sources:
+  - id: kobo-test
+    kind: kobo
+    baseUrl: http://127.0.0.1:9
+    token: \${T}
+    forms: [aForm]
+    webhook: { basic: { username: kobo, password: "\${HOOK_PW}" } }
+  - id: kobo-token
+    kind: kobo
+    baseUrl: http://127.0.0.1:9
+    token: \${T}
+    forms: [aForm]
+    webhook: { token: "\${HOOK_PW}" }
+  - id: kobo-nohook
+    kind: kobo
+    baseUrl: http://127.0.0.1:9
+    token: \${T}
+    forms: [aForm]
+  - id: odk-test
+    kind: odk
+    baseUrl: http://127.0.0.1:9
+    projectId: 1
+    forms: "*"
+    auth: { session: { email: a@b.c, password: "\${T}" } }
+`,
+    'test.yaml',
+    { T: 'x', HOOK_PW: HOOK.password },
+  );
+}
+
+let kobo: KoboSimulator;
+let records: KoboRecord[];
+beforeAll(async () => {
+  kobo = await startKoboSimulator({ submissions: 5, seed: 3 });
+  records = kobo.records(kobo.assetUids[0]!);
+});
+afterAll(async () => {
+  await kobo?.close();
+});
+
+describe.each<Dialect>(['postgresql', 'mysql'])('Kobo REST Service → Submission on %s', (dialect) => {
+  const settings = testQueueSettings();
+  let t: TestDatabase;
+  let redis: Redis;
+  let queues: Queues;
+  let worker: Worker;
+  let server: Server;
+  let url: string;
+
+  beforeAll(async () => {
+    t = await createTestDatabase(dialect);
+    redis = createRedis(settings.redisUrl, 'producer');
+    queues = createQueues(settings, redis);
+    worker = startIngestWorker({ settings, db: t.db, queues, log, concurrency: 2 });
+    const app = createIngressApp({ config: config(), queues, redis, log, metrics: createMetrics() });
+    server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/kobo-test`;
+  });
+  afterAll(async () => {
+    server?.close();
+    await worker?.close();
+    await queues?.close();
+    redis?.disconnect();
+    await dropQueuePrefix(settings);
+    await t?.drop();
+  });
+
+  const row = (r: KoboRecord) =>
+    t.db.prisma.submission.findUnique({ where: { sourceId_formId_key: { sourceId: 'kobo-test', formId: String(r._xform_id_string), key: String(r._id) } } });
+
+  it('a POST lands as one row with the JSON intact', async () => {
+    const r = records[0]!;
+    const res = await sendKoboRestService(r, { url, auth: HOOK, retryDelaysMs: [] });
+    expect(res.ok).toBe(true);
+    expect(res.status).toBe(202);
+    await drained(queues.ingest);
+    const stored = await row(r);
+    expect(stored).not.toBeNull();
+    expect(stored!.data).toEqual(r);
+    expect(stored!.version).toBe(r['meta/instanceID']);
+    expect(stored!.via).toBe('webhook');
+    expect(stored!.submittedAt.toISOString()).toBe(`${r._submission_time}.000Z`);
+  });
+
+  it('the same POST delivered 3 times leaves one unchanged row', async () => {
+    const r = records[1]!;
+    await sendKoboRestService(r, { url, auth: HOOK, retryDelaysMs: [] });
+    await drained(queues.ingest);
+    const first = await row(r);
+    for (let i = 0; i < 2; i++) expect((await sendKoboRestService(r, { url, auth: HOOK, retryDelaysMs: [] })).status).toBe(202);
+    await drained(queues.ingest);
+    expect(await t.db.prisma.submission.count({ where: { key: String(r._id) } })).toBe(1);
+    expect(await row(r)).toEqual(first);
+  });
+});
+
+describe('webhook refusals', () => {
+  const settings = testQueueSettings();
+  let redis: Redis;
+  let queues: Queues;
+  let app: ReturnType<typeof createIngressApp>;
+  let metrics: ReturnType<typeof createMetrics>;
+
+  beforeAll(async () => {
+    redis = createRedis(settings.redisUrl, 'producer');
+    queues = createQueues(settings, redis);
+    metrics = createMetrics();
+    app = createIngressApp({ config: config(), queues, redis, log, metrics, bodyLimit: '2kb', admin: { user: 'ops', password: 'ops-pw' } });
+  });
+  afterAll(async () => {
+    await queues?.close();
+    redis?.disconnect();
+    await dropQueuePrefix(settings);
+  });
+
+  const auth = `Basic ${Buffer.from(`${HOOK.username}:${HOOK.password}`).toString('base64')}`;
+  const small = () => ({ _id: 1, _xform_id_string: 'aForm', 'meta/instanceID': 'uuid:1', _submission_time: '2026-11-01T10:00:00' });
+
+  it.each([
+    ['malformed JSON', 400, 'malformed_json', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'application/json').send('{"_id": 1,')],
+    ['not a Kobo record', 400, 'invalid_payload', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).send({ hello: 'world' })],
+    ['a JSON string', 400, 'invalid_payload', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'application/json').send('"x"')],
+    ['no credentials', 401, 'unauthorized', () => request(app).post('/webhooks/kobo-test').send(small())],
+    ['wrong password', 401, 'unauthorized', () => request(app).post('/webhooks/kobo-test').auth('kobo', 'nope').send(small())],
+    ['wrong token', 401, 'unauthorized', () => request(app).post('/webhooks/kobo-token').set('x-fieldsync-token', 'nope').send(small())],
+    ['unknown source', 404, 'unknown_source', () => request(app).post('/webhooks/nope').set('authorization', auth).send(small())],
+    ['a polled-only ODK source', 404, 'no_webhooks', () => request(app).post('/webhooks/odk-test').set('authorization', auth).send(small())],
+    ['a source without a webhook secret', 403, 'webhook_disabled', () => request(app).post('/webhooks/kobo-nohook').send(small())],
+    ['a body over the limit', 413, 'payload_too_large', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).send({ ...small(), big: 'x'.repeat(5000) })],
+    ['a form body', 415, 'unsupported_media_type', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).type('form').send('a=1')],
+    ['no content type', 415, 'unsupported_media_type', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).send(Buffer.from('{}'))],
+  ])('%s → %i with a JSON error, nothing enqueued', async (_name, status, code, send) => {
+    const res = await send();
+    expect(res.status).toBe(status);
+    expect(res.headers['content-type']).toMatch(/application\/json/);
+    expect(res.body.error).toBe(code);
+    expect(typeof res.body.message).toBe('string');
+    expect(await queues.ingest.count()).toBe(0);
+  });
+
+  it('a token-header source accepts the right token', async () => {
+    const res = await request(app).post('/webhooks/kobo-token').set('x-fieldsync-token', HOOK.password).send(small());
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ accepted: 1, keys: ['1'] });
+    expect(await queues.ingest.count()).toBe(1);
+    await queues.ingest.obliterate({ force: true });
+  });
+
+  it('health, readiness and metrics', async () => {
+    expect((await request(app).get('/healthz')).body).toEqual({ status: 'ok' });
+    expect((await request(app).get('/readyz')).status).toBe(200);
+    const m = await request(app).get('/metrics');
+    expect(m.text).toMatch(/fieldsync_webhook_requests_total\{source="kobo-test",status="401"\} 2/);
+    expect(m.text).toMatch(/fieldsync_webhook_submissions_enqueued_total\{source="kobo-token"\} 1/);
+    expect(m.text).toMatch(/fieldsync_webhook_errors_total\{source="unknown",reason="unknown_source"\} 1/);
+  });
+
+  it('the dashboard needs its own credentials', async () => {
+    expect((await request(app).get('/admin')).status).toBe(401);
+    expect((await request(app).get('/admin').auth('kobo', HOOK.password)).status).toBe(401);
+    const ok = await request(app).get('/admin').auth('ops', 'ops-pw');
+    expect(ok.status).toBe(200);
+    expect(ok.text).toMatch(/<html/i);
+  });
+
+  it('the dashboard is off without credentials configured', async () => {
+    const noAdmin = createIngressApp({ config: config(), queues, redis, log, metrics: createMetrics() });
+    expect((await request(noAdmin).get('/admin')).status).toBe(404);
+  });
+});

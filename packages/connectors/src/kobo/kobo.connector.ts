@@ -1,0 +1,225 @@
+import type { Got } from 'got';
+import { HTTPError } from 'got';
+import { z } from 'zod';
+import type { KoboSourceConfig } from '@fieldsync/config';
+import type { Logger } from '@fieldsync/logger';
+import type { CanonicalSubmission } from '@fieldsync/model';
+import type { Cursor, PullOptions, PullPage, SourceConnector, StoredVersion, SweepPage } from '../connector.ts';
+import { createHttpClient } from '../http.ts';
+import { koboVersion, toCanonical, type KoboRecord } from './kobo.canonical.ts';
+
+/** kpi cuts any larger `limit` to this, silently. */
+export const KOBO_MAX_PAGE = 1000;
+/**
+ * Ids per `$in` re-fetch. The list travels in the URL (≈12 bytes per id once
+ * encoded): 200 keeps it near 2.5 kB, well under proxies' 8 kB line limits.
+ */
+export const KOBO_REFETCH_CHUNK = 200;
+
+/** The Kobo cursor: the highest `_id` read. */
+export interface KoboCursor extends Cursor {
+  lastId: number;
+}
+
+const Envelope = z.object({
+  count: z.number().int().nonnegative(),
+  next: z.string().nullable(),
+  results: z.array(z.record(z.string(), z.unknown())),
+});
+
+interface WalkPage {
+  records: (KoboRecord & { _id: number })[];
+  /** Records matching the walk's query, from its first page. */
+  count: number;
+  observedAt: Date;
+}
+
+function lastIdOf(cursor: Cursor | null): number | null {
+  if (cursor === null || cursor.lastId === undefined || cursor.lastId === null) return null;
+  const n = typeof cursor.lastId === 'string' ? Number(cursor.lastId) : cursor.lastId;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new Error(`invalid Kobo cursor ${JSON.stringify(cursor)}: lastId must be a non-negative integer`);
+  return n;
+}
+
+/**
+ * KoboToolbox (kpi v2 data API). Every walk is keyset on `_id` — `_id > N`
+ * sorted by `_id` — and never follows `next` or offsets: offset paging skips
+ * records deleted mid-walk, and `next` carries whatever host the server
+ * thinks it has. `next` is read only as "there is more".
+ */
+export class KoboConnector implements SourceConnector {
+  readonly kind = 'kobo';
+  readonly sourceId: string;
+  private readonly http: Got;
+  private readonly logger?: Logger;
+  private readonly limit: number;
+  private readonly base: URL;
+
+  constructor(
+    private readonly source: KoboSourceConfig,
+    deps: { logger?: Logger } = {},
+  ) {
+    this.sourceId = source.id;
+    this.logger = deps.logger;
+    this.limit = Math.min(source.pageSize, KOBO_MAX_PAGE);
+    this.base = new URL(source.baseUrl.endsWith('/') ? source.baseUrl : `${source.baseUrl}/`);
+    this.http = createHttpClient({
+      policy: source.http,
+      logger: deps.logger,
+      sourceId: source.id,
+      headers: { authorization: `Token ${source.token}`, accept: 'application/json' },
+    });
+  }
+
+  async listForms(): Promise<string[]> {
+    return [...this.source.forms];
+  }
+
+  /**
+   * Records with `_id` above the stored cursor, minus `overlap` ids: a smaller
+   * `_id` can become visible after a larger one (slow attachment saves), and
+   * re-reading a window is harmless because upserts are idempotent. The cursor
+   * never moves backwards.
+   */
+  async *pull(formId: string, cursor: Cursor | null, opts: PullOptions): AsyncIterable<PullPage> {
+    const from = lastIdOf(cursor);
+    let high = from ?? 0;
+    let total: number | undefined;
+    const after = from === null ? 0 : Math.max(from - this.source.overlap, 0);
+    for await (const page of this.walk(formId, { after, signal: opts.signal })) {
+      total ??= page.count;
+      const submissions = page.records.map((r) => this.canonical(formId, r, page.observedAt, opts.via));
+      for (const r of page.records) high = Math.max(high, r._id);
+      yield { submissions, cursor: { lastId: high } satisfies KoboCursor, total };
+    }
+  }
+
+  /**
+   * Edits and deletions, which no Kobo field reveals: walks every `_id` with its
+   * instanceID, re-fetches the records whose version we do not hold (edited,
+   * stored as deleted, or never stored — a missed webhook below the cursor), and
+   * after a complete walk emits tombstones for stored keys the source no longer
+   * has (Kobo deletes are hard). A walk that fails part-way throws before any
+   * tombstone, so a partial listing never deletes anything.
+   */
+  async *sweep(formId: string, stored: ReadonlyMap<string, StoredVersion>, opts: { signal?: AbortSignal } = {}): AsyncIterable<SweepPage> {
+    const seen = new Set<string>();
+    let checked = 0;
+    let total: number | undefined;
+    let refetched = 0;
+    for await (const page of this.walk(formId, { after: 0, fields: ['_id', 'meta/instanceID'], signal: opts.signal })) {
+      total ??= page.count;
+      const stale: number[] = [];
+      for (const r of page.records) {
+        const key = String(r._id);
+        seen.add(key);
+        // Rows keyed by rootUuid/instanceID (webhook subsets without `_id`) still exist: never tombstone them.
+        for (const alt of [r['meta/rootUuid'], r['meta/instanceID']]) if (typeof alt === 'string') seen.add(alt);
+        const s = stored.get(key);
+        if (!s || s.deleted || s.version !== koboVersion(r)) stale.push(r._id);
+      }
+      checked += page.records.length;
+      const submissions = await this.refetch(formId, stale, opts.signal);
+      refetched += submissions.length;
+      yield { submissions, checked, total };
+    }
+
+    const observedAt = new Date().toISOString();
+    const tombstones: CanonicalSubmission[] = [];
+    for (const [key, s] of stored) {
+      if (s.deleted || seen.has(key)) continue;
+      tombstones.push({
+        sourceId: this.sourceId,
+        formId,
+        key,
+        // The stored version and times: a tombstone must not look newer than the data it hides.
+        version: s.version,
+        updatedAt: s.updatedAt.toISOString(),
+        submittedAt: s.submittedAt.toISOString(),
+        deleted: true,
+        deletedAt: observedAt,
+        observedAt,
+        data: {},
+        via: 'sweep',
+      });
+    }
+    for (let i = 0; i < tombstones.length; i += KOBO_MAX_PAGE) {
+      yield { submissions: tombstones.slice(i, i + KOBO_MAX_PAGE), checked, total };
+    }
+    this.logger?.info({ sourceId: this.sourceId, formId, checked, refetched, deleted: tombstones.length }, 'kobo sweep done');
+  }
+
+  /** Full records for these `_id`s, in chunks (a record deleted since the key walk is simply absent). */
+  private async refetch(formId: string, ids: number[], signal?: AbortSignal): Promise<CanonicalSubmission[]> {
+    const out: CanonicalSubmission[] = [];
+    for (let i = 0; i < ids.length; i += KOBO_REFETCH_CHUNK) {
+      const chunk = ids.slice(i, i + KOBO_REFETCH_CHUNK);
+      for await (const page of this.walk(formId, { after: 0, in: chunk, signal })) {
+        out.push(...page.records.map((r) => this.canonical(formId, r, page.observedAt, 'sweep')));
+      }
+    }
+    return out;
+  }
+
+  private canonical(formId: string, r: KoboRecord, observedAt: Date, via: CanonicalSubmission['via']): CanonicalSubmission {
+    try {
+      return toCanonical(r, { sourceId: this.sourceId, formId, observedAt, via });
+    } catch (e) {
+      throw new Error(`kobo ${this.sourceId}/${formId} record _id=${String(r._id)}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * Keyset walk over `/data/`: `query={"_id":{"$gt":N}}` (N a JSON number — a
+   * string matches nothing in Mongo), `sort={"_id":1}`, then N = the page's
+   * last `_id`, until the server reports no `next`.
+   */
+  private async *walk(
+    formId: string,
+    o: { after: number; fields?: string[]; in?: number[]; signal?: AbortSignal },
+  ): AsyncGenerator<WalkPage> {
+    const url = new URL(`api/v2/assets/${encodeURIComponent(formId)}/data/`, this.base);
+    let after = o.after;
+    let count: number | undefined;
+    for (;;) {
+      const query = { _id: { $gt: after, ...(o.in ? { $in: o.in } : {}) } };
+      const searchParams: Record<string, string> = {
+        format: 'json',
+        limit: String(this.limit),
+        sort: JSON.stringify({ _id: 1 }),
+        query: JSON.stringify(query),
+      };
+      if (o.fields) searchParams.fields = JSON.stringify(o.fields);
+      const page = await this.get(url, searchParams, o.signal);
+      const observedAt = new Date();
+      const records = page.results.map((r) => {
+        if (typeof r._id !== 'number' || !Number.isSafeInteger(r._id)) throw new Error(`kobo ${this.sourceId}/${formId}: a record without an integer "_id": ${JSON.stringify(r).slice(0, 200)}`);
+        return r as KoboRecord & { _id: number };
+      });
+      count ??= page.count;
+      this.logger?.debug({ sourceId: this.sourceId, formId, after, received: records.length, count: page.count }, 'kobo page');
+      yield { records, count, observedAt };
+      if (!page.next || records.length === 0) return;
+      const last = records.at(-1)!._id;
+      // Guards against a server that ignores the query: the keyset must move forward.
+      if (last <= after) throw new Error(`kobo ${this.sourceId}/${formId}: page did not advance past _id ${after}`);
+      after = last;
+    }
+  }
+
+  private async get(url: URL, searchParams: Record<string, string>, signal?: AbortSignal): Promise<z.infer<typeof Envelope>> {
+    let body: unknown;
+    try {
+      body = await this.http.get(url, { searchParams, signal }).json();
+    } catch (e) {
+      if (e instanceof HTTPError) {
+        const detail = String(e.response.body ?? '').slice(0, 300);
+        throw new Error(`kobo ${this.sourceId}: HTTP ${e.response.statusCode} from ${url.pathname}: ${detail}`, { cause: e });
+      }
+      throw e;
+    }
+    const parsed = Envelope.safeParse(body);
+    if (!parsed.success) throw new Error(`kobo ${this.sourceId}: unexpected answer from ${url.pathname}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    return parsed.data;
+  }
+}

@@ -1,0 +1,214 @@
+import express, { type Request, type Response, type NextFunction } from 'express';
+import { matches, parseFields, parseQuery, parseSort, project, QueryError, sortDocs } from './kobo.query.ts';
+import type { KoboAsset, KoboStore } from './kobo.records.ts';
+
+/** A canned answer for the next request (rate limit, outage, slowness). */
+export interface KoboFault {
+  /** Status to answer with; omit to answer normally after `delayMs`. */
+  status?: number;
+  /** Sets `Retry-After` (seconds). */
+  retryAfterS?: number;
+  /** JSON body; default `{"detail": …}`. */
+  body?: unknown;
+  /** Wait this long before answering (e.g. to trip a client timeout). */
+  delayMs?: number;
+}
+
+export interface KoboRequestLog {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  query: Record<string, string>;
+  status: number;
+  /** True when an injected fault answered. */
+  faulted: boolean;
+  at: Date;
+}
+
+export interface KoboServerState {
+  store: KoboStore;
+  token: string;
+  faults: KoboFault[];
+  log: KoboRequestLog[];
+  /** Base of absolute URLs (`next`, `previous`, `url`); default: the Host the client called. */
+  publicUrl?: string;
+}
+
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 1000;
+/** Requests kept in the log (oldest dropped first). */
+const LOG_LIMIT = 10_000;
+
+function firstString(v: unknown): string | undefined {
+  if (Array.isArray(v)) return firstString(v[0]);
+  return typeof v === 'string' ? v : undefined;
+}
+
+function queryOf(req: Request): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.query)) {
+    const s = firstString(v);
+    if (s !== undefined) out[k] = s;
+  }
+  return out;
+}
+
+const detail = (res: Response, status: number, text: string) => res.status(status).json({ detail: text });
+
+/** Express app answering like kpi's v2 API. */
+export function createKoboApp(state: KoboServerState): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const base = (req: Request) => (state.publicUrl ?? `${req.protocol}://${req.get('host')}`).replace(/\/$/, '');
+
+  // Request log first, so faults and 401s are counted too.
+  app.use((req, res, next) => {
+    const entry: KoboRequestLog = { method: req.method, path: req.path, query: queryOf(req), status: 0, faulted: false, at: new Date() };
+    state.log.push(entry);
+    if (state.log.length > LOG_LIMIT) state.log.splice(0, state.log.length - LOG_LIMIT); // long demo runs
+    res.locals.log = entry;
+    res.on('finish', () => (entry.status = res.statusCode));
+    next();
+  });
+
+  app.use(async (_req, res, next) => {
+    const fault = state.faults.shift();
+    if (!fault) return next();
+    if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (fault.status === undefined) return next();
+    (res.locals.log as KoboRequestLog).faulted = true;
+    if (fault.retryAfterS !== undefined) res.set('Retry-After', String(fault.retryAfterS));
+    res.status(fault.status).json(fault.body ?? { detail: fault.status === 429 ? `Request was throttled. Expected available in ${fault.retryAfterS ?? 1} seconds.` : 'Simulated fault.' });
+  });
+
+  // KoboCAT's v1 API is gone since 2026.
+  app.use('/api/v1', (_req, res) => detail(res, 410, 'The v1 API has been removed. Use /api/v2/.'));
+
+  // DRF TokenAuthentication.
+  app.use('/api/v2', (req, res, next: NextFunction) => {
+    const h = req.get('authorization');
+    if (!h) return res.status(401).set('WWW-Authenticate', 'Token').json({ detail: 'Authentication credentials were not provided.' });
+    const m = /^Token\s+(\S+)$/.exec(h);
+    if (!m || m[1] !== state.token) return res.status(401).set('WWW-Authenticate', 'Token').json({ detail: 'Invalid token.' });
+    next();
+  });
+
+  const surveyOr404 = (req: Request, res: Response): KoboAsset | undefined => {
+    const a = state.store.assets.get(String(req.params.uid));
+    if (!a || a.assetType !== 'survey') {
+      detail(res, 404, 'Not found.');
+      return undefined;
+    }
+    return a;
+  };
+
+  const assetSummary = (req: Request, a: KoboAsset) => ({
+    url: `${base(req)}/api/v2/assets/${a.uid}/`,
+    uid: a.uid,
+    name: a.name,
+    asset_type: a.assetType,
+    owner__username: a.owner,
+    date_created: a.dateCreated.toISOString(),
+    date_modified: a.dateModified.toISOString(),
+    has_deployment: a.versions.length > 0,
+    deployment__active: a.versions.length > 0,
+    deployment__submission_count: a.records.size,
+    deployed_version_id: a.versions.at(-1)?.uid ?? null,
+    data: `${base(req)}/api/v2/assets/${a.uid}/data/`,
+  });
+
+  // Listing: only `q=asset_type:<type>` filters (the often-cited `?asset_type=` is ignored, as on the real server).
+  app.get('/api/v2/assets/', (req, res) => {
+    const q = queryOf(req).q;
+    const type = q && /^asset_type:(\w+)$/.exec(q.trim())?.[1];
+    const assets = [...state.store.assets.values()].filter((a) => !type || a.assetType === type);
+    res.json({ count: assets.length, next: null, previous: null, results: assets.map((a) => assetSummary(req, a)) });
+  });
+
+  app.get('/api/v2/assets/:uid/', (req, res) => {
+    const a = state.store.assets.get(req.params.uid);
+    if (!a) return detail(res, 404, 'Not found.');
+    res.json({
+      ...assetSummary(req, a),
+      version_id: a.versions.at(-1)?.uid ?? null,
+      deployed_versions: {
+        count: a.versions.length,
+        next: null,
+        previous: null,
+        results: [...a.versions].reverse().map((v) => ({
+          uid: v.uid,
+          url: `${base(req)}/api/v2/assets/${a.uid}/versions/${v.uid}/`,
+          content_hash: v.uid.toLowerCase(),
+          date_deployed: v.deployedAt.toISOString(),
+          date_modified: v.deployedAt.toISOString(),
+        })),
+      },
+      content: a.content,
+    });
+  });
+
+  // Deployed content of a version (the simulated form never changes between versions).
+  app.get('/api/v2/assets/:uid/versions/:vid/', (req, res) => {
+    const a = surveyOr404(req, res);
+    const v = a?.versions.find((x) => x.uid === req.params.vid);
+    if (!a) return;
+    if (!v) return detail(res, 404, 'Not found.');
+    res.json({ uid: v.uid, url: `${base(req)}/api/v2/assets/${a.uid}/versions/${v.uid}/`, date_deployed: v.deployedAt.toISOString(), content: a.content });
+  });
+
+  app.get('/api/v2/assets/:uid/data/', (req, res) => {
+    const a = surveyOr404(req, res);
+    if (!a) return;
+    const q = queryOf(req);
+    if (q.format !== undefined && q.format !== 'json') return detail(res, 404, 'Not found.');
+
+    let limit = DEFAULT_LIMIT;
+    if (q.limit !== undefined) {
+      if (!/^\d+$/.test(q.limit) || Number(q.limit) === 0) return detail(res, 400, '`limit` must be a positive integer.');
+      limit = Math.min(Number(q.limit), MAX_LIMIT); // cut silently, as kpi does since March 2026
+    }
+    if (q.start !== undefined && !/^\d+$/.test(q.start)) return detail(res, 400, '`start` must be a non-negative integer.');
+    const start = Number(q.start ?? 0);
+
+    let rows;
+    let fields;
+    try {
+      const filter = parseQuery(q.query);
+      const sort = parseSort(q.sort);
+      fields = parseFields(q.fields);
+      rows = sortDocs(state.store.visible(a.uid).filter((r) => matches(r, filter)), sort);
+    } catch (e) {
+      if (e instanceof QueryError) return detail(res, 400, e.message);
+      throw e;
+    }
+
+    // Absolute links on the caller's query, like DRF's LimitOffsetPagination (with kpi's `start`).
+    const link = (offset: number | null) => {
+      const u = new URL(`${base(req)}${req.baseUrl}${req.path}`);
+      for (const [k, v] of Object.entries(q)) u.searchParams.set(k, v);
+      u.searchParams.set('limit', String(limit));
+      if (offset) u.searchParams.set('start', String(offset));
+      else u.searchParams.delete('start');
+      return u.toString();
+    };
+    res.json({
+      count: rows.length,
+      next: start + limit < rows.length ? link(start + limit) : null,
+      previous: start > 0 ? link(Math.max(start - limit, 0)) : null,
+      results: rows.slice(start, start + limit).map((r) => project(r, fields)),
+    });
+  });
+
+  app.get('/api/v2/assets/:uid/data/:id/', (req, res) => {
+    const a = surveyOr404(req, res);
+    if (!a) return;
+    const rec = a.records.get(Number(req.params.id));
+    if (!rec) return detail(res, 404, 'Not found.');
+    res.json(rec);
+  });
+
+  app.use((_req, res) => detail(res, 404, 'Not found.'));
+  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => detail(res, 500, `Simulator error: ${err.message}`));
+  return app;
+}

@@ -1,0 +1,136 @@
+/**
+ * KoboToolbox end to end below the HTTP edge: simulator → connector → poll
+ * runner → ingest queue → loader → database, on real Redis and databases.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { parseConfig, type KoboSourceConfig } from '@fieldsync/config';
+import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
+import { loadCursor, type Dialect } from '@fieldsync/db';
+import { createQueues, createRedis, IngestBatch, type Queues } from '@fieldsync/queues';
+import { testQueueSettings, dropQueuePrefix, drained } from '@fieldsync/queues/testing';
+import { createLogger } from '@fieldsync/logger';
+import { KoboConnector, parseKoboWebhook } from '@fieldsync/connectors';
+import { startKoboSimulator, type KoboSimulator } from '@fieldsync/simulator';
+import { startIngestWorker } from './ingest.worker.ts';
+import { runPoll, type PollMode } from './poll.runner.ts';
+
+const log = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
+
+function koboSource(kobo: KoboSimulator, forms: string[]): KoboSourceConfig {
+  const cfg = parseConfig(
+    JSON.stringify({
+      sources: [{ id: 'kobo', kind: 'kobo', baseUrl: kobo.url, token: '${KOBO_TOKEN}', forms, pageSize: 1000, batchSize: 500, http: { timeoutMs: 5000, retries: 4, backoffMs: 50, maxBackoffMs: 2000 } }],
+    }),
+    'test.json',
+    { KOBO_TOKEN: kobo.token },
+  );
+  return cfg.sources[0] as KoboSourceConfig;
+}
+
+describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => {
+  const settings = testQueueSettings();
+  let t: TestDatabase;
+  let redis: Redis;
+  let queues: Queues;
+  let worker: Worker;
+  let kobo: KoboSimulator;
+  let asset: string;
+  let connector: KoboConnector;
+
+  beforeAll(async () => {
+    t = await createTestDatabase(dialect);
+    redis = createRedis(settings.redisUrl, 'worker');
+    queues = createQueues(settings, redis);
+    worker = startIngestWorker({ settings, db: t.db, queues, log, concurrency: 2 });
+    kobo = await startKoboSimulator({ submissions: 2500, seed: 11 });
+    asset = kobo.assetUids[0]!;
+    connector = new KoboConnector(koboSource(kobo, [asset]), { logger: log });
+  });
+  afterAll(async () => {
+    await worker?.close();
+    await queues?.close();
+    redis?.disconnect();
+    await kobo?.close();
+    await dropQueuePrefix(settings);
+    await t?.drop();
+  });
+
+  const poll = async (mode: PollMode) => {
+    const summary = await runPoll({ db: t.db, queues, log, batchSize: 500 }, { connector, formId: asset, mode });
+    await drained(queues.ingest);
+    return summary;
+  };
+  const rows = () => t.db.prisma.submission.count({ where: { sourceId: 'kobo', formId: asset } });
+  const row = (id: number) => t.db.prisma.submission.findUniqueOrThrow({ where: { sourceId_formId_key: { sourceId: 'kobo', formId: asset, key: String(id) } } });
+
+  it('a poll over 2,500 records in pages of 1,000 loads 2,500 rows and stores the cursor and a SyncRun', async () => {
+    kobo.clearRequests();
+    const s = await poll('poll');
+    expect(s.fetched).toBe(2500);
+    expect(await rows()).toBe(2500);
+    const dataPages = kobo.requests.filter((r) => r.path.includes('/data/'));
+    expect(dataPages.length).toBe(3);
+    const maxId = Math.max(...kobo.records(asset).map((r) => r._id));
+    expect(await loadCursor(t.db, 'kobo', asset)).toEqual({ lastId: maxId });
+    const run = await t.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } });
+    expect(run).toMatchObject({ mode: 'poll', outcome: 'ok', fetched: 2500, enqueued: 2500 });
+    expect(run.finishedAt).not.toBeNull();
+  });
+
+  it('a second poll adds only what is new and leaves loaded rows untouched', async () => {
+    const before = await row(1);
+    kobo.createSubmissions(asset, 10);
+    const s = await poll('poll');
+    expect(await rows()).toBe(2510);
+    // The overlap window re-reads the last 100 ids (late-visible records); nothing older.
+    expect(s.fetched).toBe(110);
+    expect(await row(1)).toEqual(before);
+    expect((await t.db.prisma.syncRun.count({ where: { sourceId: 'kobo', mode: 'poll', outcome: 'ok' } }))).toBe(2);
+  });
+
+  it('the sweep brings edits in, a late webhook of the original does not undo them, deletions are marked', async () => {
+    const original = kobo.record(asset, 5)!;
+    const edited = kobo.editSubmission(asset, 5);
+    expect(edited['meta/deprecatedID']).toBe(original['meta/instanceID']);
+    kobo.deleteSubmission(asset, 7);
+
+    await poll('sweep');
+    let r = await row(5);
+    expect(r.version).toBe(edited['meta/instanceID']);
+    expect(r.data).toEqual(edited);
+    expect((await row(7)).deleted).toBe(true);
+    expect((await row(7)).data).toMatchObject({ _id: 7 }); // the row and its data are kept
+
+    // The REST Service delivers the original late (Kobo retries for up to ~15 minutes).
+    const late = parseKoboWebhook('kobo', original, new Date());
+    await queues.ingest.add(IngestBatch.name, { submissions: late }, IngestBatch.options);
+    await drained(queues.ingest);
+    r = await row(5);
+    expect(r.version).toBe(edited['meta/instanceID']);
+    expect(r.data).toEqual(edited);
+    expect(await rows()).toBe(2510);
+  });
+
+  it('a sweep also loads records every poll missed (below the cursor)', async () => {
+    const [hidden] = kobo.createSubmissions(asset, 1, { hidden: true });
+    kobo.createSubmissions(asset, 1);
+    await poll('poll'); // sees the newer one; the hidden one is not visible yet
+    kobo.reveal(asset, [hidden!._id]);
+    await poll('sweep');
+    expect((await row(hidden!._id)).version).toBe(hidden!['meta/instanceID']);
+  });
+
+  it('429 with Retry-After, then 500 once: the poll still completes with every record', async () => {
+    kobo.failNext({ status: 429, retryAfterS: 1 }, { status: 500 });
+    kobo.clearRequests();
+    const s = await poll('backfill');
+    const visible = kobo.records(asset).length;
+    expect(s.fetched).toBe(visible);
+    expect(kobo.requests.filter((r) => r.status === 429 || r.status === 500)).toHaveLength(2);
+    expect(await t.db.prisma.submission.count({ where: { formId: asset, deleted: false } })).toBe(visible);
+    const run = await t.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } });
+    expect(run).toMatchObject({ mode: 'backfill', outcome: 'ok', fetched: visible });
+  });
+});
