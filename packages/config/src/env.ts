@@ -19,7 +19,9 @@ export const InfraEnv = z.object({
 export type InfraEnv = z.infer<typeof InfraEnv>;
 
 export function loadEnv(env: NodeJS.ProcessEnv = process.env): InfraEnv {
-  const parsed = InfraEnv.safeParse(env);
+  // An empty variable (`INGRESS_PORT=` in an env file) means unset, not "" (which coerces to port 0).
+  const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = InfraEnv.safeParse(set);
   if (!parsed.success) {
     throw new ConfigError(`environment:\n  ${parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('\n  ')}`);
   }

@@ -39,6 +39,10 @@ function interpolate(node: unknown, env: NodeJS.ProcessEnv, at: PathKey[], probl
       return v;
     });
   }
+  if ((typeof node === 'number' || typeof node === 'boolean') && SECRET_KEYS.has(String(at[at.length - 1]))) {
+    problems.push(`${formatPath(at)}: secrets must come from the environment; write "\${SOME_VAR}" instead of the value`);
+    return node;
+  }
   if (Array.isArray(node)) return node.map((v, i) => interpolate(v, env, [...at, i], problems));
   if (node && typeof node === 'object') {
     return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, interpolate(v, env, [...at, k], problems)]));
@@ -46,8 +50,28 @@ function interpolate(node: unknown, env: NodeJS.ProcessEnv, at: PathKey[], probl
   return node;
 }
 
-function describeIssues(issues: z.core.$ZodIssue[]): string[] {
-  return issues.map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`);
+/** Issue codes at a union branch's own level that mean "the input does not have this branch's shape". */
+const SHAPE_MISMATCH = new Set(['invalid_type', 'invalid_value', 'unrecognized_keys']);
+
+/**
+ * One line per problem, each naming the full key path. Unknown keys are reported
+ * at their own path; for a union (webhook/auth variants), the issues of the one
+ * variant the input has the shape of, else the variants' keys.
+ */
+function describeIssues(issues: readonly z.core.$ZodIssue[], base: PropertyKey[] = []): string[] {
+  return issues.flatMap((i) => {
+    const at = [...base, ...i.path];
+    const where = formatPath(at) || '(root)';
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${formatPath([...at, k])}: unknown key`);
+    if (i.code === 'invalid_union' && i.errors.length > 0) {
+      const fitting = i.errors.filter((branch) => !branch.some((e) => e.path.length === 0 && SHAPE_MISMATCH.has(e.code)));
+      if (fitting.length === 1) return describeIssues(fitting[0]!, at);
+      // Object variants told apart by one key: list those keys.
+      const keys = i.errors.map((branch) => branch.find((e) => e.path.length === 1 && e.code === 'invalid_type')?.path[0]);
+      if (keys.every((k) => typeof k === 'string')) return [`${where}: expected exactly one of ${keys.map((k) => `"${String(k)}"`).join(', ')}`];
+    }
+    return [`${where}: ${i.message}`];
+  });
 }
 
 /** Parses and validates config text; errors name the file and every bad key. */

@@ -9,7 +9,12 @@ const Duration = z
   .union([z.number().int().positive(), z.string()])
   .transform((v, ctx) => {
     if (typeof v === 'number') return v;
-    const n = ms(v as ms.StringValue);
+    let n: number | undefined;
+    try {
+      n = ms(v as ms.StringValue);
+    } catch {
+      n = undefined; // ms() throws on "" instead of returning undefined
+    }
     if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
       ctx.addIssue({ code: 'custom', message: `not a duration: "${v}" (use e.g. "30s", "5m", "1h" or milliseconds)` });
       return z.NEVER;
@@ -29,9 +34,22 @@ const Cron = z.string().refine(
   { message: 'not a valid cron expression' },
 );
 
+/** An IANA time zone name, e.g. "Africa/Nairobi" (checked now, not when the scheduler first fires). */
+const TimeZone = z.string().refine(
+  (v) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: v });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a known IANA time zone (e.g. "UTC", "Africa/Nairobi")' },
+);
+
 /** When a job repeats: a fixed interval or a cron pattern. */
 export const Schedule = z
-  .object({ every: Duration.optional(), cron: Cron.optional(), tz: z.string().optional() })
+  .object({ every: Duration.optional(), cron: Cron.optional(), tz: TimeZone.optional() })
   .strict()
   .refine((s) => (s.every === undefined) !== (s.cron === undefined), { message: 'give exactly one of "every" or "cron"' });
 export type Schedule = z.infer<typeof Schedule>;
@@ -59,7 +77,7 @@ export type WebhookAuth = z.infer<typeof WebhookAuth>;
 
 const SourceBase = {
   id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'lowercase letters, digits, "-" and "_", at most 64'),
-  baseUrl: z.url(),
+  baseUrl: z.url({ protocol: /^https?$/, message: 'Invalid URL (use http:// or https://)' }),
   poll: Schedule.default({ every: 300_000 }),
   /** Edit/delete/restore sweep (full key scan): less often than polls. */
   sweep: Schedule.default({ every: 3_600_000 }),
@@ -96,7 +114,8 @@ export const OdkSource = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    if ('basic' in s.auth && new URL(s.baseUrl).protocol !== 'https:') {
+    // (an unparsable baseUrl is already reported by its own check)
+    if ('basic' in s.auth && URL.canParse(s.baseUrl) && new URL(s.baseUrl).protocol !== 'https:') {
       ctx.addIssue({
         code: 'custom',
         path: ['auth', 'basic'],
