@@ -40,7 +40,7 @@ const SCALARS = new Set(['String', 'Int', 'BigInt', 'Float', 'Decimal', 'Boolean
 interface Attr { name: string; args: string[] }
 type DefaultExpr = { kind: 'autoincrement' } | { kind: 'now' } | { kind: 'client' } | { kind: 'dbgenerated'; expr: string } | { kind: 'value'; value: string };
 
-export interface SchemaField {
+interface SchemaField {
   name: string;
   column: string;
   type: string;
@@ -50,8 +50,8 @@ export interface SchemaField {
   /** `@updatedAt`: set by the client, no database default. */
   updatedAt: boolean;
 }
-export interface SchemaIndex { name: string; columns: string[] }
-export interface SchemaModel {
+interface SchemaIndex { name: string; columns: string[] }
+interface SchemaModel {
   name: string;
   table: string;
   fields: SchemaField[];
@@ -59,7 +59,7 @@ export interface SchemaModel {
   uniques: SchemaIndex[];
   indexes: SchemaIndex[];
 }
-export interface ParsedSchema { provider: Dialect; models: SchemaModel[] }
+interface ParsedSchema { provider: Dialect; models: SchemaModel[] }
 
 /** Removes `//` and `///` comments outside string literals. */
 function stripComment(line: string): string {
@@ -180,7 +180,7 @@ function constraintName(table: string, columns: string[], suffix: 'pkey' | 'key'
  * attributes @id @unique @default @map @updatedAt @db.*, @@id @@unique @@index @@map
  * (with `map:`/`name:`), plus the datasource provider.
  */
-export function parsePrismaSchema(text: string, file: string): ParsedSchema {
+function parsePrismaSchema(text: string, file: string): ParsedSchema {
   let provider: Dialect | undefined;
   const models: SchemaModel[] = [];
   const lines = text.split('\n').map((l) => stripComment(l).trim());
@@ -322,14 +322,13 @@ function expectedType(f: SchemaField, provider: Dialect, where: string): string 
 }
 
 /** The default the column must have, normalised: none | autoincrement | now | value:<v> | dbgenerated. */
-function expectedDefault(f: SchemaField): string {
+function expectedDefault(f: SchemaField, provider: Dialect): string {
   const d = f.default;
-  if (!d || d.kind === 'client') return 'none';
-  if (d.kind === 'value') {
-    if (f.type === 'Boolean') return `value:${d.value}`;
-    return `value:${d.value}`;
-  }
-  return d.kind;
+  if (!d || d.kind === 'client') return 'none'; // uuid(), cuid()… are filled in by the client
+  if (d.kind !== 'value') return d.kind;
+  // MySQL has no boolean type: BOOLEAN is TINYINT(1) and its defaults read back as 0/1.
+  if (provider === 'mysql' && f.type === 'Boolean') return `value:${d.value === 'true' ? 1 : 0}`;
+  return `value:${d.value}`;
 }
 
 interface Column { type: string; nullable: boolean; default: string }
@@ -341,7 +340,7 @@ function expectedShape(schema: ParsedSchema): Shape {
   for (const m of schema.models) {
     const columns = new Map<string, Column>();
     for (const f of m.fields) {
-      columns.set(f.column, { type: expectedType(f, schema.provider, `${m.name}.${f.name}`), nullable: f.optional, default: expectedDefault(f) });
+      columns.set(f.column, { type: expectedType(f, schema.provider, `${m.name}.${f.name}`), nullable: f.optional, default: expectedDefault(f, schema.provider) });
     }
     shape.set(m.table, {
       columns,
@@ -431,7 +430,11 @@ async function introspectMysql(q: Query): Promise<Shape> {
   for (const t of tables) shape.set(t.t as string, { columns: new Map(), primaryKey: { name: '', columns: [] }, uniques: [], indexes: [], collation: t.c as string });
   // MariaDB's JSON is LONGTEXT with a CHECK (json_valid(col)) constraint.
   const checks = await q(`SELECT TABLE_NAME AS t, CHECK_CLAUSE AS c FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()`).catch(() => []);
-  const jsonChecked = new Set(checks.map((r) => /^json_valid\(`(\w+)`\)$/i.exec(String(r.c))?.[1] && `${r.t}.${/^json_valid\(`(\w+)`\)$/i.exec(String(r.c))![1]}`).filter(Boolean));
+  const jsonChecked = new Set<string>();
+  for (const r of checks) {
+    const col = /^json_valid\(`(\w+)`\)$/i.exec(String(r.c))?.[1];
+    if (col) jsonChecked.add(`${r.t}.${col}`);
+  }
   const cols = await q(`SELECT TABLE_NAME AS t, COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, COLUMN_DEFAULT AS def, EXTRA AS extra
     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION`);
   for (const c of cols) {
@@ -476,7 +479,7 @@ const introspect = (dialect: Dialect, url: string): Promise<Shape> =>
 const showIndex = (ix: SchemaIndex) => `${ix.name}(${ix.columns.join(', ')})`;
 
 /** Every difference between what the schema wants and what the database has; [] when they agree. */
-export function compareShapes(expected: Shape, actual: Shape): string[] {
+function compareShapes(expected: Shape, actual: Shape): string[] {
   const diffs: string[] = [];
   for (const name of actual.keys()) if (!expected.has(name)) diffs.push(`table ${name}: in the database, not in the schema`);
   for (const [name, want] of expected) {
@@ -578,9 +581,9 @@ describe.each<Dialect>(['postgresql', 'mysql'])('committed %s migrations', (dial
     // [pattern, replacement, the difference it must produce]
     const defects: [RegExp, string, string][] = [
       [new RegExp(`^.*${q('DeadLetter_failedAt_idx')}.*\\n`, 'm'), '', `DeadLetter: index DeadLetter_failedAt_idx(failedAt) missing`],
-      [new RegExp(`^\\s*${q('loadedAt')} ${escape(ts)} NOT NULL,?\\n`, 'm'), '', 'Submission.loadedAt: column missing'],
+      [new RegExp(`^\\s*${q('loadedAt')} ${reEscape(ts)} NOT NULL,?\\n`, 'm'), '', 'Submission.loadedAt: column missing'],
       [new RegExp(`(${q('key')} VARCHAR\\()191\\)`), '$1190)', 'Submission.key: type varchar(190), expected varchar(191)'],
-      [new RegExp(`(${q('deletedAt')} )${escape(ts)}`), `$1${tsOther}`, `Submission.deletedAt: type ${dialect === 'postgresql' ? 'timestamp(3), expected timestamptz(3)' : 'datetime, expected datetime(3)'}`],
+      [new RegExp(`(${q('deletedAt')} )${reEscape(ts)}`), `$1${tsOther}`, `Submission.deletedAt: type ${dialect === 'postgresql' ? 'timestamp(3), expected timestamptz(3)' : 'datetime, expected datetime(3)'}`],
       [new RegExp(`(${q('deleted')} BOOLEAN NOT NULL) DEFAULT false`), '$1', 'Submission.deleted: default none, expected value:false'],
       [new RegExp(`(${q('jobName')} VARCHAR\\(64\\)) NOT NULL`), `$1${nullKw}`, 'DeadLetter.jobName: nullable, expected NOT NULL'],
     ];
@@ -604,6 +607,6 @@ describe.each<Dialect>(['postgresql', 'mysql'])('committed %s migrations', (dial
   });
 });
 
-function escape(s: string): string {
+function reEscape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
