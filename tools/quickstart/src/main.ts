@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { openDatabase, dialectOf, recreateDatabase, type Database } from '@fieldsync/db';
 import { PollForm, createQueues } from '@fieldsync/queues';
-import { startKoboSimulator, startOdkSimulator } from '@fieldsync/simulator';
+import { startKoboSimulator, startOdkSimulator, HOUSEHOLD_FORM } from '@fieldsync/simulator';
 
 const { values: args } = parseArgs({
   options: {
@@ -87,9 +87,8 @@ async function main() {
 
   const kobo = await startKoboSimulator({ token: secrets.DEMO_KOBO_TOKEN, submissions: KOBO_COUNT, seed: 7 });
   const [asset] = kobo.assetUids as [string];
-  const odk = await startOdkSimulator({ email: 'demo@example.org', password: secrets.DEMO_ODK_PASSWORD, seed: 7 });
-  const odkForm = odk.defaultFormId;
-  odk.createSubmissions(odk.defaultProjectId, odkForm, ODK_COUNT);
+  const odk = await startOdkSimulator({ email: 'demo@example.org', password: secrets.DEMO_ODK_PASSWORD, seed: 7, submissions: ODK_COUNT });
+  const odkForm = HOUSEHOLD_FORM.xmlFormId;
   say(`simulators: KoboToolbox ${kobo.url} (asset ${asset}, ${KOBO_COUNT} submissions), ODK Central ${odk.url} (form ${odkForm}, ${ODK_COUNT})`);
 
   const configFile = path.join(WORK, 'fieldsync.config.yaml');
@@ -109,7 +108,7 @@ sources:
   - id: odk-demo
     kind: odk
     baseUrl: ${odk.url}
-    projectId: ${odk.defaultProjectId}
+    projectId: ${odk.projectId}
     forms: "*"
     auth:
       session: { email: demo@example.org, password: \${DEMO_ODK_PASSWORD} }
@@ -200,7 +199,7 @@ ingest:
     const edited = recs.slice(0, 3).map((r) => kobo.editSubmission(asset, r._id));
     const deleted = recs.slice(3, 5).map((r) => r._id);
     for (const id of deleted) kobo.deleteSubmission(asset, id);
-    odk.editSubmission(odk.defaultProjectId, odkForm, odk.submissionIds(odk.defaultProjectId, odkForm)[0]!);
+    odk.editSubmission(odkForm, odk.submissionIds(odkForm)[0]!);
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     const queues = createQueues({ redisUrl: REDIS_URL, prefix: PREFIX }, redis);
     await queues.poll.add(PollForm.name, { sourceId: 'kobo-demo', formId: asset, mode: 'sweep' }, PollForm.options);
