@@ -276,3 +276,10 @@ describe('fieldsync.config.example.yaml', () => {
     expect(uncommented).toEqual([]);
   });
 });
+
+describe('YAML traps', () => {
+  it('an unquoted ${VAR} inside a flow map gets a hint to quote it', () => {
+    const text = 'sources:\n  - id: k\n    kind: kobo\n    baseUrl: https://kf.example.org\n    token: "${T}"\n    forms: [a]\n    webhook: { basic: { username: u, password: ${P} } }\n';
+    expect(() => parseConfig(text, 'x.yaml', { T: 't', P: 'p' })).toThrow(/x\.yaml: cannot parse[\s\S]*hint: inside \{ \} or \[ \], quote environment references/);
+  });
+});

@@ -80,7 +80,9 @@ export function parseConfig(text: string, file = 'fieldsync.config', env: NodeJS
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
   } catch (err) {
-    throw new ConfigError(`${file}: cannot parse: ${(err as Error).message}`);
+    // A common trap: `${VAR}` unquoted inside a `{ … }` map is YAML syntax, not text.
+    const hint = /[{[][^\n}\]]*[^"'\s]?\$\{/.test(text) ? '\n  hint: inside { } or [ ], quote environment references: password: "${MY_SECRET}"' : '';
+    throw new ConfigError(`${file}: cannot parse: ${(err as Error).message}${hint}`);
   }
   const problems: string[] = [];
   const resolved = interpolate(raw, env, [], problems);

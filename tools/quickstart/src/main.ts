@@ -46,9 +46,13 @@ async function freePort(preferred: number): Promise<number> {
   return tryPort(preferred).catch(() => tryPort(0));
 }
 
+/** Set when an app dies: every wait then stops at once instead of timing out. */
+let crashed: string | null = null;
+
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
+    if (crashed) throw new Error(crashed);
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(250);
   }
@@ -99,19 +103,23 @@ sources:
   - id: kobo-demo
     kind: kobo
     baseUrl: ${kobo.url}
-    token: \${DEMO_KOBO_TOKEN}
+    token: "\${DEMO_KOBO_TOKEN}"
     forms: [${asset}]
     poll: { every: 20s }
     sweep: { every: 10m }
     webhook:
-      basic: { username: kobo, password: \${DEMO_HOOK_PASSWORD} }
+      basic:
+        username: kobo
+        password: "\${DEMO_HOOK_PASSWORD}"
   - id: odk-demo
     kind: odk
     baseUrl: ${odk.url}
     projectId: ${odk.projectId}
     forms: "*"
     auth:
-      session: { email: demo@example.org, password: \${DEMO_ODK_PASSWORD} }
+      session:
+        email: demo@example.org
+        password: "\${DEMO_ODK_PASSWORD}"
     poll: { every: 10s }
     sweep: { every: 10m }
 ingest:
@@ -136,7 +144,7 @@ ingest:
     const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'apps', name, 'src', 'main.ts')], { cwd: ROOT, env, stdio: ['ignore', log, log] });
     proc.on('exit', (code, signal) => {
       if (!stopping) {
-        console.error(`${name} exited unexpectedly (code ${code}, signal ${signal}); see .demo/logs/${name}.log`);
+        crashed = `${name} exited unexpectedly (code ${code}, signal ${signal}); see .demo/logs/${name}.log`;
         process.exitCode = 1;
       }
     });
@@ -223,7 +231,7 @@ ingest:
     say(`dead letters: ${await db.prisma.deadLetter.count()}`);
     say(`\nDashboard (Bull Board): http://127.0.0.1:${ingressPort}/admin  user "admin", password "${secrets.ADMIN_PASSWORD}"`);
     say(`Query:  psql ${DATABASE_URL} -c 'select "sourceId", count(*) from "Submission" group by 1'`);
-    say(`Config: ${path.relative(process.cwd(), configFile)}   Logs: .demo/logs/`);
+    say(`Config: ${path.relative(ROOT, configFile)}   Logs: .demo/logs/`);
   } catch (err) {
     console.error(`demo failed: ${(err as Error).message} — see .demo/logs/`);
     process.exitCode = 1;

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { setMaxListeners } from 'node:events';
 import type { Server } from 'node:http';
 import { KoboStore, type KoboAnswers, type KoboRecord } from './kobo.records.ts';
 import { createKoboApp, type KoboFault, type KoboRequestLog, type KoboServerState } from './kobo.server.ts';
@@ -88,6 +89,8 @@ export async function startKoboSimulator(opts: KoboSimulatorOptions = {}): Promi
   let restService = opts.restService ?? null;
   const deliveries: Promise<KoboDeliveryResult>[] = [];
   const abort = new AbortController();
+  // Every pending delivery listens for close(); there can be thousands.
+  setMaxListeners(0, abort.signal);
   // Kobo fires only on creation, and re-reads the record at every attempt.
   const deliver = (assetUid: string, recs: KoboRecord[]) => {
     if (!restService) return;
