@@ -72,7 +72,7 @@ describe('loader process', () => {
     expect(out).toMatch(/"msg":"stopped"/);
     const stored = await db.prisma.submission.count();
     const left = await queues.ingest.getJobCounts('waiting', 'active', 'delayed');
-    expect(stored === 1500 || left.waiting + left.active + left.delayed === 1).toBe(true);
+    expect(stored === 1500 || (left.waiting ?? 0) + (left.active ?? 0) + (left.delayed ?? 0) === 1).toBe(true);
     expect(out).not.toContain('"level":50');
   });
 });
