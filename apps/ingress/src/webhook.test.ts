@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import request from 'supertest';
+import { createHmac } from 'node:crypto';
+import { Writable } from 'node:stream';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Worker } from 'bullmq';
@@ -33,6 +35,12 @@ function config(): FieldsyncConfig {
     token: \${T}
     forms: [aForm]
     webhook: { token: "\${HOOK_PW}" }
+  - id: kobo-hmac
+    kind: kobo
+    baseUrl: http://127.0.0.1:9
+    token: \${T}
+    forms: [aForm]
+    webhook: { hmac: { secret: "\${HOOK_PW}" } }
   - id: kobo-nohook
     kind: kobo
     baseUrl: http://127.0.0.1:9
@@ -168,6 +176,30 @@ describe('webhook refusals', () => {
     expect(res.body).toMatchObject({ accepted: 1, keys: ['1'] });
     expect(await queues.ingest.count()).toBe(1);
     await queues.ingest.obliterate({ force: true });
+  });
+
+  it('an HMAC source accepts a body signed with its secret and refuses a tampered one', async () => {
+    const body = JSON.stringify(small());
+    const sign = (b: string) => `sha256=${createHmac('sha256', HOOK.password).update(b).digest('hex')}`;
+    const ok = await request(app).post('/webhooks/kobo-hmac').set('content-type', 'application/json').set('x-fieldsync-signature', sign(body)).send(body);
+    expect(ok.status).toBe(202);
+    const tampered = body.replace('uuid:1', 'uuid:2');
+    const bad = await request(app).post('/webhooks/kobo-hmac').set('content-type', 'application/json').set('x-fieldsync-signature', sign(body)).send(tampered);
+    expect(bad.status).toBe(401);
+    expect(bad.body.error).toBe('bad_signature');
+    expect(await queues.ingest.count()).toBe(1);
+    await queues.ingest.obliterate({ force: true });
+  });
+
+  it('never logs a webhook secret', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } });
+    const loud = createIngressApp({ config: config(), queues, redis, log: createLogger('t', { level: 'trace', destination }), metrics: createMetrics() });
+    await request(loud).post('/webhooks/kobo-test').auth('kobo', 'a-wrong-guess').send(small());
+    await request(loud).post('/webhooks/kobo-token').set('x-fieldsync-token', 'another-guess').send(small());
+    expect(lines.length).toBeGreaterThan(0);
+    const out = lines.join('');
+    for (const s of [HOOK.password, 'a-wrong-guess', 'another-guess', Buffer.from('kobo:a-wrong-guess').toString('base64')]) expect(out).not.toContain(s);
   });
 
   it('health, readiness and metrics', async () => {

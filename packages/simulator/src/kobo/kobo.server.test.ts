@@ -1,7 +1,39 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startKoboSimulator, type KoboSimulator, type KoboSimulatorOptions } from './index.ts';
+import { startKoboSimulator, type KoboRecord, type KoboSimulator, type KoboSimulatorOptions } from './index.ts';
+
+/** Kobo's paged envelope (`/data/`, asset listings). */
+interface KoboPage<T> {
+  count: number;
+  next: string | null;
+  previous: string | null;
+  results: T[];
+}
+/** A DRF error body. */
+interface KoboError {
+  detail: string;
+}
+/** A record as the data API serves it, with the fields the shape test reads. */
+interface ServedRecord extends KoboRecord {
+  _attachments: Record<string, unknown>[];
+  _geolocation: [number | null, number | null];
+  location?: string;
+  photo?: string;
+  'household/members'?: Record<string, string>[];
+}
+/** An entry of `/api/v2/assets/`. */
+interface KoboAssetSummary {
+  uid: string;
+  name: string;
+  asset_type: string;
+  data: string;
+}
+/** `/api/v2/assets/<uid>/` (and a deployed version), as much as the tests read. */
+interface KoboAssetDetail {
+  content: { survey: Record<string, unknown>[]; choices: Record<string, unknown>[] };
+  deployed_versions: KoboPage<{ url: string }>;
+}
 
 let sim: KoboSimulator | undefined;
 afterEach(async () => {
@@ -15,13 +47,13 @@ async function start(o: KoboSimulatorOptions = {}) {
 }
 
 /** GET against the simulator with its token; `params` values that are objects are sent as JSON. */
-async function get(path: string, params: Record<string, unknown> = {}, headers: Record<string, string> = { authorization: `Token ${sim!.token}` }) {
+async function get<T = unknown>(path: string, params: Record<string, unknown> = {}, headers: Record<string, string> = { authorization: `Token ${sim!.token}` }) {
   const u = new URL(path, sim!.url);
   for (const [k, v] of Object.entries(params)) u.searchParams.set(k, typeof v === 'string' ? v : JSON.stringify(v));
   const res = await fetch(u, { headers });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as any };
+  return { status: res.status, headers: res.headers, body: (await res.json()) as T };
 }
-const data = (uid: string, params: Record<string, unknown> = {}) => get(`/api/v2/assets/${uid}/data/`, { format: 'json', ...params });
+const data = <T = KoboPage<ServedRecord>>(uid: string, params: Record<string, unknown> = {}) => get<T>(`/api/v2/assets/${uid}/data/`, { format: 'json', ...params });
 
 describe('kobo simulator: data API', () => {
   it('pages with an absolute next/previous envelope, default limit 100, _id ascending', async () => {
@@ -32,19 +64,19 @@ describe('kobo simulator: data API', () => {
     expect(p1.body.count).toBe(250);
     expect(p1.body.results).toHaveLength(100);
     expect(p1.body.previous).toBeNull();
-    const next = new URL(p1.body.next);
+    const next = new URL(p1.body.next!);
     expect(next.origin).toBe(sim!.url);
     expect(next.searchParams.get('start')).toBe('100');
     expect(next.searchParams.get('limit')).toBe('100');
     expect(next.searchParams.get('format')).toBe('json');
 
-    const p2 = await get(next.pathname + next.search);
-    expect(p2.body.results[0]._id).toBe(p1.body.results[99]._id + 1);
-    expect(new URL(p2.body.previous).searchParams.has('start')).toBe(false); // back to offset 0
-    const p3 = await get(new URL(p2.body.next).pathname + new URL(p2.body.next).search);
+    const p2 = await get<KoboPage<ServedRecord>>(next.pathname + next.search);
+    expect(p2.body.results[0]!._id).toBe(p1.body.results[99]!._id + 1);
+    expect(new URL(p2.body.previous!).searchParams.has('start')).toBe(false); // back to offset 0
+    const p3 = await get<KoboPage<ServedRecord>>(new URL(p2.body.next!).pathname + new URL(p2.body.next!).search);
     expect(p3.body.results).toHaveLength(50);
     expect(p3.body.next).toBeNull();
-    const ids = [...p1.body.results, ...p2.body.results, ...p3.body.results].map((r: any) => r._id);
+    const ids = [...p1.body.results, ...p2.body.results, ...p3.body.results].map((r) => r._id);
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     expect(new Set(ids).size).toBe(250);
   });
@@ -55,9 +87,9 @@ describe('kobo simulator: data API', () => {
     expect(big.status).toBe(200);
     expect(big.body.results).toHaveLength(1000);
     expect(big.body.count).toBe(1200);
-    expect(new URL(big.body.next).searchParams.get('limit')).toBe('1000');
+    expect(new URL(big.body.next!).searchParams.get('limit')).toBe('1000');
     expect((await data(uid, { limit: '0' })).status).toBe(400);
-    const bad = await data(uid, { limit: 'lots' });
+    const bad = await data<KoboError>(uid, { limit: 'lots' });
     expect(bad.status).toBe(400);
     expect(bad.body.detail).toMatch(/limit/);
   });
@@ -70,7 +102,7 @@ describe('kobo simulator: data API', () => {
 
   it('answers 401 with a detail for missing or wrong tokens', async () => {
     const { uid } = await start({ submissions: 1 });
-    const none = await get(`/api/v2/assets/${uid}/data/`, {}, {});
+    const none = await get<KoboError>(`/api/v2/assets/${uid}/data/`, {}, {});
     expect(none.status).toBe(401);
     expect(none.body.detail).toBe('Authentication credentials were not provided.');
     expect((await get(`/api/v2/assets/${uid}/data/`, {}, { authorization: 'Token nope' })).status).toBe(401);
@@ -81,7 +113,7 @@ describe('kobo simulator: data API', () => {
   it('filters with type-strict Mongo operators', async () => {
     const { uid } = await start({ submissions: 20 });
     const all = sim!.records(uid);
-    const ids = (r: any) => r.body.results.map((x: any) => x._id);
+    const ids = (r: { body: KoboPage<ServedRecord> }) => r.body.results.map((x) => x._id);
     expect(ids(await data(uid, { query: { _id: { $gt: 15 } } }))).toEqual([16, 17, 18, 19, 20]);
     // The cursor sent as a string matches nothing, as in MongoDB.
     expect((await data(uid, { query: { _id: { $gt: '15' } } })).body.count).toBe(0);
@@ -98,7 +130,7 @@ describe('kobo simulator: data API', () => {
   it('refuses bad JSON and unsupported operators with 400', async () => {
     const { uid } = await start({ submissions: 2 });
     for (const p of [{ query: '{"_id":' }, { sort: '{_id:1}' }, { fields: '[_id]' }, { query: { _id: { $regex: '1' } } }, { fields: { a: 1 } }]) {
-      const r = await data(uid, p);
+      const r = await data<KoboError>(uid, p);
       expect(r.status, JSON.stringify(p)).toBe(400);
       expect(typeof r.body.detail).toBe('string');
     }
@@ -106,14 +138,14 @@ describe('kobo simulator: data API', () => {
 
   it('sorts by a JSON sort and projects fields (adding _uuid and meta/rootUuid)', async () => {
     const { uid } = await start({ submissions: 5 });
-    expect((await data(uid, { sort: { _id: -1 } })).body.results.map((r: any) => r._id)).toEqual([5, 4, 3, 2, 1]);
+    expect((await data(uid, { sort: { _id: -1 } })).body.results.map((r) => r._id)).toEqual([5, 4, 3, 2, 1]);
     const f = await data(uid, { fields: ['_id', 'meta/instanceID'] });
     for (const r of f.body.results) expect(Object.keys(r).sort()).toEqual(['_id', '_uuid', 'meta/instanceID', 'meta/rootUuid']);
   });
 
   it('serves records shaped like Kobo: flat paths, string answers, repeats, system fields', async () => {
     const { uid } = await start({ submissions: 60 });
-    const recs = (await data(uid)).body.results as Record<string, any>[];
+    const recs = (await data(uid)).body.results;
     for (const r of recs) {
       expect(Number.isInteger(r._id)).toBe(true);
       expect(r._xform_id_string).toBe(uid);
@@ -130,20 +162,20 @@ describe('kobo simulator: data API', () => {
       }
       if ('location' in r) {
         expect(r.location).toMatch(/^-?\d+\.\d+ -?\d+\.\d+ \d+\.\d \d+\.\d$/);
-        expect(r._geolocation).toEqual(r.location.split(' ').slice(0, 2).map(Number));
+        expect(r._geolocation).toEqual(r.location!.split(' ').slice(0, 2).map(Number));
       } else expect(r._geolocation).toEqual([null, null]);
     }
     const withMembers = recs.filter((r) => 'household/members' in r);
     expect(withMembers.length).toBeGreaterThan(0);
     expect(withMembers.length).toBeLessThan(recs.length); // zero entries: key absent
     for (const r of withMembers) {
-      expect(r['household/members'].length).toBeGreaterThan(0);
-      for (const m of r['household/members']) for (const k of Object.keys(m)) expect(k).toMatch(/^household\/members\//);
+      expect(r['household/members']!.length).toBeGreaterThan(0);
+      for (const m of r['household/members']!) for (const k of Object.keys(m)) expect(k).toMatch(/^household\/members\//);
     }
     expect(recs.some((r) => typeof r.crops_grown === 'string' && r.crops_grown.includes(' '))).toBe(true);
     expect(recs.some((r) => !('comments' in r))).toBe(true);
     const photo = recs.find((r) => 'photo' in r)!;
-    expect(photo._attachments[0]).toMatchObject({ mimetype: 'image/jpeg', question_xpath: 'photo', is_deleted: false, filename: expect.stringContaining(photo.photo) });
+    expect(photo._attachments[0]).toMatchObject({ mimetype: 'image/jpeg', question_xpath: 'photo', is_deleted: false, filename: expect.stringContaining(photo.photo!) });
   });
 
   it('is deterministic for a seed', async () => {
@@ -164,7 +196,7 @@ describe('kobo simulator: data API', () => {
     const { uid } = await start({ submissions: 3 });
     const before = sim!.record(uid, 2)!;
     const after = sim!.editSubmission(uid, 2, { 'household/respondent_name': 'Zuri', comments: null });
-    const served = (await get(`/api/v2/assets/${uid}/data/2/`)).body;
+    const served = (await get<KoboRecord>(`/api/v2/assets/${uid}/data/2/`)).body;
     expect(served).toEqual(after);
     expect(after._id).toBe(2);
     expect(after._submission_time).toBe(before._submission_time);
@@ -190,7 +222,7 @@ describe('kobo simulator: data API', () => {
     expect(sim!.deleteSubmission(uid, 3)).toBe(false);
     const r = await data(uid);
     expect(r.body.count).toBe(3);
-    expect(r.body.results.map((x: any) => x._id)).toEqual([1, 2, 4]);
+    expect(r.body.results.map((x) => x._id)).toEqual([1, 2, 4]);
     expect((await get(`/api/v2/assets/${uid}/data/3/`)).status).toBe(404);
   });
 
@@ -198,9 +230,9 @@ describe('kobo simulator: data API', () => {
     const { uid } = await start({ submissions: 2 });
     const [late] = sim!.createSubmissions(uid, 1, { hidden: true });
     sim!.createSubmissions(uid, 2);
-    expect((await data(uid, { query: { _id: { $gt: 2 } } })).body.results.map((x: any) => x._id)).toEqual([4, 5]);
+    expect((await data(uid, { query: { _id: { $gt: 2 } } })).body.results.map((x) => x._id)).toEqual([4, 5]);
     sim!.reveal(uid);
-    expect((await data(uid, { query: { _id: { $gt: 2 } } })).body.results.map((x: any) => x._id)).toEqual([late!._id, 4, 5]);
+    expect((await data(uid, { query: { _id: { $gt: 2 } } })).body.results.map((x) => x._id)).toEqual([late!._id, 4, 5]);
   });
 
   it('keeps _id unique across assets', async () => {
@@ -236,18 +268,18 @@ describe('kobo simulator: data API', () => {
 describe('kobo simulator: forms', () => {
   it('lists surveys only with q=asset_type:survey (asset_type= is ignored)', async () => {
     const { uid } = await start({ assets: [{ name: 'Baseline' }] });
-    const surveys = await get('/api/v2/assets/', { q: 'asset_type:survey' });
-    expect(surveys.body.results.map((a: any) => a.uid)).toEqual([uid]);
+    const surveys = await get<KoboPage<KoboAssetSummary>>('/api/v2/assets/', { q: 'asset_type:survey' });
+    expect(surveys.body.results.map((a) => a.uid)).toEqual([uid]);
     expect(surveys.body.results[0]).toMatchObject({ name: 'Baseline', asset_type: 'survey', data: `${sim!.url}/api/v2/assets/${uid}/data/` });
-    const ignored = await get('/api/v2/assets/', { asset_type: 'survey' });
+    const ignored = await get<KoboPage<KoboAssetSummary>>('/api/v2/assets/', { asset_type: 'survey' });
     expect(ignored.body.count).toBe(2);
-    expect(ignored.body.results.map((a: any) => a.asset_type).sort()).toEqual(['block', 'survey']);
+    expect(ignored.body.results.map((a) => a.asset_type).sort()).toEqual(['block', 'survey']);
   });
 
   it('serves the asset content with groups, repeats, $xpath, choices and deployed versions', async () => {
     const { uid } = await start();
-    const a = (await get(`/api/v2/assets/${uid}/`)).body;
-    const rows = a.content.survey as Record<string, any>[];
+    const a = (await get<KoboAssetDetail>(`/api/v2/assets/${uid}/`)).body;
+    const rows = a.content.survey;
     const types = rows.map((r) => r.type);
     expect(types).toContain('begin_group');
     expect(types.indexOf('begin_repeat')).toBeGreaterThan(types.indexOf('begin_group'));
@@ -256,19 +288,19 @@ describe('kobo simulator: forms', () => {
     expect(rows.find((r) => r.name === 'crops_grown')).toMatchObject({ type: 'select_multiple', select_from_list_name: 'crops' });
     expect(a.content.choices).toContainEqual(expect.objectContaining({ list_name: 'crops', name: 'maize', label: ['Maize'] }));
     expect(a.deployed_versions.count).toBe(1);
-    const v = a.deployed_versions.results[0];
-    expect((await get(new URL(v.url).pathname)).body.content.survey).toEqual(rows);
+    const v = a.deployed_versions.results[0]!;
+    expect((await get<KoboAssetDetail>(new URL(v.url).pathname)).body.content.survey).toEqual(rows);
   });
 });
 
 describe('kobo simulator: REST Service', () => {
   it('POSTs each newly created submission, never edits or deletes', async () => {
-    const got: { body: any; ua?: string }[] = [];
+    const got: { body: KoboRecord; ua?: string }[] = [];
     const hook = createServer((req: IncomingMessage, res) => {
       let s = '';
       req.on('data', (c) => (s += c));
       req.on('end', () => {
-        got.push({ body: JSON.parse(s), ua: req.headers['user-agent'] });
+        got.push({ body: JSON.parse(s) as KoboRecord, ua: req.headers['user-agent'] });
         res.writeHead(201).end();
       });
     });

@@ -111,12 +111,18 @@ export function parseFilter(src: string): Filter {
   };
   const orExpr = (): Node => {
     let l = andExpr();
-    while (isWord('or')) (i++, (l = { t: 'or', l, r: andExpr() }));
+    while (isWord('or')) {
+      i++;
+      l = { t: 'or', l, r: andExpr() };
+    }
     return l;
   };
   const andExpr = (): Node => {
     let l = notExpr();
-    while (isWord('and')) (i++, (l = { t: 'and', l, r: notExpr() }));
+    while (isWord('and')) {
+      i++;
+      l = { t: 'and', l, r: notExpr() };
+    }
     return l;
   };
   const notExpr = (): Node => {

@@ -3,6 +3,30 @@ import { startOdkSimulator, type OdkSimulator, type OdkSimulatorOptions } from '
 import { decodeSkiptoken } from './odk.odata.ts';
 import { HOUSEHOLD_FORM } from './odk.data.ts';
 
+/** An OData collection envelope (the Submissions feed, the service document). */
+interface ODataPage<R = SubmissionRow> {
+  value: R[];
+  '@odata.context'?: string;
+  '@odata.nextLink'?: string;
+  '@odata.count'?: number;
+}
+/** A Submissions row, with the system fields the tests read. */
+interface SubmissionRow {
+  __id: string;
+  __system: { submissionDate: string; updatedAt: string | null; deletedAt: string | null; [k: string]: unknown };
+  [k: string]: unknown;
+}
+/** A household_survey row with `$expand=*`: the respondent group and the member repeat. */
+interface HouseholdRow extends SubmissionRow {
+  respondent: Record<string, unknown>;
+  member?: (Record<string, unknown> & { __id: string })[];
+}
+/** Central's error body. */
+interface OdkProblem {
+  code: number;
+  message: string;
+}
+
 const DOMAIN = 'https://central.example.invalid';
 const SVC = '/v1/projects/1/forms/household_survey.svc';
 let sim: OdkSimulator;
@@ -22,24 +46,25 @@ async function login(s = sim): Promise<string> {
   return ((await res.json()) as { token: string }).token;
 }
 
-async function get(path: string, auth?: string, headers: Record<string, string> = {}) {
+/** `T` is what the body is expected to be: parsed JSON, or the raw text when it is not JSON (XML). */
+async function get<T = unknown>(path: string, auth?: string, headers: Record<string, string> = {}) {
   const res = await fetch(`${sim.url}${path}`, { headers: { ...(auth ? { authorization: auth.includes(' ') ? auth : `Bearer ${auth}` } : {}), ...headers } });
   const text = await res.text();
-  let body: any = text;
+  let body: unknown = text;
   try {
     body = JSON.parse(text);
   } catch {
     /* xml */
   }
-  return { status: res.status, body, headers: res.headers };
+  return { status: res.status, body: body as T, headers: res.headers };
 }
 
 /** Follows nextLinks the way a correct client must: path and query onto the simulator's own address. */
 async function walk(first: string, token: string) {
-  const pages: any[] = [];
+  const pages: ODataPage[] = [];
   let path: string | undefined = first;
   while (path) {
-    const r = await get(path, token);
+    const r: { status: number; body: ODataPage } = await get<ODataPage>(path, token);
     expect(r.status).toBe(200);
     pages.push(r.body);
     const link: string | undefined = r.body['@odata.nextLink'];
@@ -64,7 +89,7 @@ describe('ODK simulator: auth', () => {
     expect((await get(`${SVC}/Submissions`)).body).toMatchObject({ code: 401.2 });
     expect((await get(`${SVC}/Submissions`, 'not-a-token')).body).toMatchObject({ code: 401.2 });
     sim.expireSessions();
-    const expired = await get(`${SVC}/Submissions`, token);
+    const expired = await get<OdkProblem>(`${SVC}/Submissions`, token);
     expect(expired.status).toBe(401);
     expect(expired.body.code).toBe(401.2);
   });
@@ -78,12 +103,12 @@ describe('ODK simulator: auth', () => {
     now += 59_000;
     expect((await get(`${SVC}/Submissions`, s.token)).status).toBe(200);
     now += 2_000;
-    expect((await get(`${SVC}/Submissions`, s.token)).body.code).toBe(401.2);
+    expect((await get<OdkProblem>(`${SVC}/Submissions`, s.token)).body.code).toBe(401.2);
   });
 
   it('refuses Basic auth over plain HTTP with 401.3, accepts it behind TLS', async () => {
     await start();
-    const plain = await get(`${SVC}/Submissions`, basic(sim.email, sim.password));
+    const plain = await get<OdkProblem>(`${SVC}/Submissions`, basic(sim.email, sim.password));
     expect(plain.status).toBe(401);
     expect(plain.body.code).toBe(401.3);
     // Central trusts its nginx's X-Forwarded-Proto.
@@ -92,7 +117,7 @@ describe('ODK simulator: auth', () => {
 
     await start({ secure: true });
     expect((await get(`${SVC}/Submissions`, basic(sim.email, sim.password))).status).toBe(200);
-    expect((await get(`${SVC}/Submissions`, basic(sim.email, 'wrong'))).body.code).toBe(401.2);
+    expect((await get<OdkProblem>(`${SVC}/Submissions`, basic(sim.email, 'wrong'))).body.code).toBe(401.2);
   });
 });
 
@@ -103,20 +128,20 @@ describe('ODK simulator: the Submissions feed', () => {
     const pages = await walk(`${SVC}/Submissions?$top=10&$count=true`, token);
     expect(pages.map((p) => p.value.length)).toEqual([10, 10, 5]);
     expect(pages.every((p) => p['@odata.count'] === 25)).toBe(true);
-    expect(pages[0]['@odata.context']).toBe(`${DOMAIN}${SVC}/$metadata#Submissions`);
-    expect('@odata.nextLink' in pages[2]).toBe(false);
+    expect(pages[0]!['@odata.context']).toBe(`${DOMAIN}${SVC}/$metadata#Submissions`);
+    expect('@odata.nextLink' in pages[2]!).toBe(false);
 
-    const link = new URL(pages[0]['@odata.nextLink']);
+    const link = new URL(pages[0]!['@odata.nextLink']!);
     expect(link.origin).toBe(DOMAIN);
     expect(link.searchParams.get('$top')).toBe('10');
     expect(link.searchParams.get('$count')).toBe('true');
     const token0 = link.searchParams.get('$skiptoken')!;
     expect(token0.startsWith('01')).toBe(true);
-    expect(JSON.parse(Buffer.from(token0.slice(2), 'base64').toString())).toEqual({ instanceId: pages[0].value[9].__id });
+    expect(JSON.parse(Buffer.from(token0.slice(2), 'base64').toString())).toEqual({ instanceId: pages[0]!.value[9]!.__id });
 
-    const ids = pages.flatMap((p) => p.value.map((r: any) => r.__id));
+    const ids = pages.flatMap((p) => p.value.map((r) => r.__id));
     expect(ids).toEqual(sim.submissionIds('household_survey'));
-    const dates = pages.flatMap((p) => p.value.map((r: any) => Date.parse(r.__system.submissionDate)));
+    const dates = pages.flatMap((p) => p.value.map((r) => Date.parse(r.__system.submissionDate)));
     expect(dates).toEqual([...dates].sort((a, b) => b - a));
   });
 
@@ -126,29 +151,29 @@ describe('ODK simulator: the Submissions feed', () => {
     const token = await login();
     const pages = await walk(`${SVC}/Submissions?$top=3`, token);
     expect(pages.map((p) => p.value.length)).toEqual([3, 3, 1]);
-    expect(pages.flatMap((p) => p.value.map((r: any) => r.__id))).toEqual([...ids].reverse());
+    expect(pages.flatMap((p) => p.value.map((r) => r.__id))).toEqual([...ids].reverse());
   });
 
   it('keeps its keyset position when rows are added or deleted mid-walk', async () => {
     await start({ submissions: 30 });
     const token = await login();
     const before = sim.submissionIds('household_survey');
-    const p1 = await get(`${SVC}/Submissions?$top=10`, token);
+    const p1 = await get<ODataPage>(`${SVC}/Submissions?$top=10`, token);
     sim.createSubmission('household_survey'); // newer: sorts before the cursor
-    sim.deleteSubmission('household_survey', p1.body.value[0].__id);
-    sim.deleteSubmission('household_survey', p1.body.value[9].__id); // the cursor row itself
-    const link = new URL(p1.body['@odata.nextLink']);
+    sim.deleteSubmission('household_survey', p1.body.value[0]!.__id);
+    sim.deleteSubmission('household_survey', p1.body.value[9]!.__id); // the cursor row itself
+    const link = new URL(p1.body['@odata.nextLink']!);
     const rest = await walk(link.pathname + link.search, token);
-    const ids = [...p1.body.value, ...rest.flatMap((p) => p.value)].map((r: any) => r.__id);
+    const ids = [...p1.body.value, ...rest.flatMap((p) => p.value)].map((r) => r.__id);
     expect(ids).toEqual(before); // offset paging would have skipped two and repeated none
   });
 
   it('answers 501 for what Central does not support, 400 for bad syntax', async () => {
     await start({ submissions: 3 });
     const token = await login();
-    const p1 = await get(`${SVC}/Submissions?$top=1&$orderby=__system/submissionDate asc`, token);
+    const p1 = await get<ODataPage>(`${SVC}/Submissions?$top=1&$orderby=__system/submissionDate asc`, token);
     expect(p1.status).toBe(200);
-    const next = new URL(p1.body['@odata.nextLink']);
+    const next = new URL(p1.body['@odata.nextLink']!);
     expect(next.searchParams.get('$orderby')).toBe('__system/submissionDate asc');
     const cases: [string, number][] = [
       [next.pathname + next.search, 501.1], // $orderby with a skiptoken
@@ -165,7 +190,7 @@ describe('ODK simulator: the Submissions feed', () => {
       ['/v1/projects/1/forms/nope.svc/Submissions', 404.1],
     ];
     for (const [path, code] of cases) {
-      const r = await get(path, token);
+      const r = await get<OdkProblem>(path, token);
       expect({ path, status: r.status, code: r.body.code }).toEqual({ path, status: Math.floor(code), code });
       expect(typeof r.body.message).toBe('string');
     }
@@ -177,7 +202,7 @@ describe('ODK simulator: the Submissions feed', () => {
     const tied = [1, 2, 3].map(() => sim.createSubmission('household_survey', { at: T }));
     const older = sim.createSubmission('household_survey', { at: '2026-05-01T10:00:00.122Z' });
     const token = await login();
-    const ids = async (filter: string) => (await get(`${SVC}/Submissions?$filter=${encodeURIComponent(filter)}`, token)).body.value.map((r: any) => r.__id).sort();
+    const ids = async (filter: string) => (await get<ODataPage>(`${SVC}/Submissions?$filter=${encodeURIComponent(filter)}`, token)).body.value.map((r) => r.__id).sort();
     expect(await ids(`__system/submissionDate ge ${T}`)).toEqual([...tied].sort());
     expect(await ids(`__system/submissionDate gt ${T}`)).toEqual([]);
     expect(await ids(`__system/submissionDate lt ${T}`)).toEqual([older]);
@@ -192,17 +217,17 @@ describe('ODK simulator: the Submissions feed', () => {
     const token = await login();
     const [victim] = sim.submissionIds('household_survey');
     sim.deleteSubmission('household_survey', victim!);
-    const feed = await get(`${SVC}/Submissions?$count=true`, token);
+    const feed = await get<ODataPage>(`${SVC}/Submissions?$count=true`, token);
     expect(feed.body['@odata.count']).toBe(3);
-    expect(feed.body.value.map((r: any) => r.__id)).not.toContain(victim);
-    const trash = await get(`${SVC}/Submissions?$filter=${encodeURIComponent('__system/deletedAt ne null')}`, token);
-    expect(trash.body.value.map((r: any) => r.__id)).toEqual([victim]);
-    expect(Date.parse(trash.body.value[0].__system.deletedAt)).not.toBeNaN();
+    expect(feed.body.value.map((r) => r.__id)).not.toContain(victim);
+    const trash = await get<ODataPage>(`${SVC}/Submissions?$filter=${encodeURIComponent('__system/deletedAt ne null')}`, token);
+    expect(trash.body.value.map((r) => r.__id)).toEqual([victim]);
+    expect(Date.parse(trash.body.value[0]!.__system.deletedAt!)).not.toBeNaN();
     sim.restoreSubmission('household_survey', victim!);
-    const back = await get(`${SVC}/Submissions?$count=true`, token);
+    const back = await get<ODataPage>(`${SVC}/Submissions?$count=true`, token);
     expect(back.body['@odata.count']).toBe(4);
-    const row = back.body.value.find((r: any) => r.__id === victim);
-    expect(row.__system).toMatchObject({ deletedAt: null, updatedAt: null });
+    const row = back.body.value.find((r) => r.__id === victim);
+    expect(row!.__system).toMatchObject({ deletedAt: null, updatedAt: null });
   });
 
   it('edits change the version, not the key; reviews set updatedAt', async () => {
@@ -225,24 +250,24 @@ describe('ODK simulator: the Submissions feed', () => {
     const one = sim.createSubmission('household_survey', { answers: { member: members(1) } });
     const five = sim.createSubmission('household_survey', { answers: { respondent: { age: 41 }, member: members(5) } });
     const token = await login();
-    const rows = new Map<string, any>((await get(`${SVC}/Submissions?$expand=*`, token)).body.value.map((r: any) => [r.__id, r]));
+    const rows = new Map((await get<ODataPage<HouseholdRow>>(`${SVC}/Submissions?$expand=*`, token)).body.value.map((r) => [r.__id, r] as const));
 
-    const r0 = rows.get(none);
+    const r0 = rows.get(none)!;
     expect(r0).toMatchObject({ household_size: 3, monthly_income: 18250.5, water_sources: 'piped rain', notes: null, respondent: { name: null, age: null, birth_date: null } });
     expect(r0.location).toEqual({ type: 'Point', coordinates: [-1.25, 12.5, 300], properties: { accuracy: 4.5 } });
     expect('member' in r0).toBe(false);
     expect('member@odata.navigationLink' in r0).toBe(false);
     expect(Object.keys(r0).slice(-2)).toEqual(['__id', '__system']);
 
-    const r5 = rows.get(five);
+    const r5 = rows.get(five)!;
     expect(r5.respondent.age).toBe(41);
     expect(r5.member).toHaveLength(5);
-    expect(r5.member[4]).toMatchObject({ member_name: 'M4', member_age: 24, member_sex: 'female' });
-    expect(r5.member[4].__id).toMatch(/^[0-9a-f]{40}$/);
+    expect(r5.member![4]).toMatchObject({ member_name: 'M4', member_age: 24, member_sex: 'female' });
+    expect(r5.member![4]!.__id).toMatch(/^[0-9a-f]{40}$/);
     expect(r5['member@odata.navigationLink']).toBe(`Submissions('${encodeURIComponent(five)}')/member`);
-    expect(rows.get(one).member).toHaveLength(1);
+    expect(rows.get(one)!.member).toHaveLength(1);
 
-    const flat = (await get(`${SVC}/Submissions`, token)).body.value.find((r: any) => r.__id === five);
+    const flat = (await get<ODataPage>(`${SVC}/Submissions`, token)).body.value.find((r) => r.__id === five)!;
     expect('member' in flat).toBe(false);
     expect(flat['member@odata.navigationLink']).toBeDefined();
   });
@@ -250,7 +275,7 @@ describe('ODK simulator: the Submissions feed', () => {
   it('serves $select=__id,__system/updatedAt,__system/deletedAt as just those keys', async () => {
     await start({ submissions: 2 });
     const token = await login();
-    const r = await get(`${SVC}/Submissions?$select=__id,__system/updatedAt,__system/deletedAt`, token);
+    const r = await get<ODataPage<Record<string, unknown>>>(`${SVC}/Submissions?$select=__id,__system/updatedAt,__system/deletedAt`, token);
     expect(r.body.value).toHaveLength(2);
     for (const row of r.body.value) expect(row).toEqual({ __id: expect.any(String), __system: { updatedAt: null, deletedAt: null } });
   });
@@ -258,10 +283,10 @@ describe('ODK simulator: the Submissions feed', () => {
   it('serves the service document and EDMX metadata', async () => {
     await start();
     const token = await login();
-    const doc = await get(SVC, token);
-    expect(doc.body.value.map((e: any) => e.name)).toEqual(['Submissions', 'Submissions.member']);
+    const doc = await get<ODataPage<{ name: string; kind: string; url: string }>>(SVC, token);
+    expect(doc.body.value.map((e) => e.name)).toEqual(['Submissions', 'Submissions.member']);
     expect(doc.body['@odata.context']).toBe(`${DOMAIN}${SVC}/$metadata`);
-    const md = await get(`${SVC}/$metadata`, token);
+    const md = await get<string>(`${SVC}/$metadata`, token);
     expect(md.headers.get('content-type')).toMatch(/xml/);
     const xml: string = md.body;
     expect(xml).toContain('<ComplexType Name="respondent">');
@@ -278,16 +303,16 @@ describe('ODK simulator: forms, faults, determinism', () => {
   it('lists forms; a form published at runtime appears, a draft has no feed', async () => {
     await start();
     const token = await login();
-    const names = async () => (await get('/v1/projects/1/forms', token)).body.map((f: any) => [f.xmlFormId, f.publishedAt !== null]);
+    const names = async () => (await get<{ xmlFormId: string; publishedAt: string | null }[]>('/v1/projects/1/forms', token)).body.map((f) => [f.xmlFormId, f.publishedAt !== null]);
     expect(await names()).toEqual([['household_survey', true]]);
     sim.publishForm({ xmlFormId: 'water_points', fields: [{ name: 'flow', type: 'decimal' }] }, { draft: true });
     expect(await names()).toEqual([['household_survey', true], ['water_points', false]]);
-    expect((await get('/v1/projects/1/forms/water_points.svc/Submissions', token)).body.code).toBe(404.1);
+    expect((await get<OdkProblem>('/v1/projects/1/forms/water_points.svc/Submissions', token)).body.code).toBe(404.1);
     sim.publishForm({ xmlFormId: 'water_points', fields: [{ name: 'flow', type: 'decimal' }] });
     sim.createSubmission('water_points', { answers: { flow: 2.5 } });
-    const rows = (await get('/v1/projects/1/forms/water_points.svc/Submissions', token)).body.value;
+    const rows = (await get<ODataPage>('/v1/projects/1/forms/water_points.svc/Submissions', token)).body.value;
     expect(rows).toHaveLength(1);
-    expect(rows[0].flow).toBe(2.5);
+    expect(rows[0]!.flow).toBe(2.5);
   });
 
   it('serves injected faults in order, with Retry-After, and logs every request', async () => {
@@ -316,7 +341,7 @@ describe('ODK simulator: forms, faults, determinism', () => {
     await start({ submissions: 16, seed: 7, now: () => Date.parse('2026-01-01T00:00:00Z') });
     const b = sim.submissionIds('household_survey').map((id) => sim.row('household_survey', id));
     expect(b).toEqual(a);
-    const sizes = new Set(a.map((r: any) => (r.member ?? []).length));
+    const sizes = new Set(a.map((r) => ((r!.member ?? []) as unknown[]).length));
     expect(sizes.has(0) && sizes.has(1) && [...sizes].some((n) => n > 1)).toBe(true);
     expect(HOUSEHOLD_FORM.fields.some((f) => f.type === 'select_multiple')).toBe(true);
     expect(decodeSkiptoken('01' + Buffer.from('{"instanceId":"x"}').toString('base64'))).toEqual({ instanceId: 'x' });
