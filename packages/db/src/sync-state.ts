@@ -23,7 +23,7 @@ export async function resetCursor(db: Database, sourceId: string, formId: string
 }
 
 export type RunMode = 'poll' | 'sweep' | 'backfill';
-export type RunOutcome = 'running' | 'ok' | 'failed';
+export type RunOutcome = 'running' | 'ok' | 'failed' | 'skipped';
 
 export async function startRun(db: Database, sourceId: string, formId: string, mode: RunMode, cursorFrom: Cursor | null): Promise<bigint> {
   const row = await db.prisma.syncRun.create({

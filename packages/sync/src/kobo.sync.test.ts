@@ -65,6 +65,14 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
   const rows = () => t.db.prisma.submission.count({ where: { sourceId: 'kobo', formId: asset } });
   const row = (id: number) => t.db.prisma.submission.findUniqueOrThrow({ where: { sourceId_formId_key: { sourceId: 'kobo', formId: asset, key: String(id) } } });
 
+  it('a sweep before the first poll is skipped (nothing to reconcile yet) and says so in the import log', async () => {
+    kobo.clearRequests();
+    const s = await poll('sweep');
+    expect(s.enqueued).toBe(0);
+    expect(kobo.requests).toHaveLength(0);
+    expect(await t.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } })).toMatchObject({ mode: 'sweep', outcome: 'skipped' });
+  });
+
   it('a poll over 2,500 records in pages of 1,000 loads 2,500 rows and stores the cursor and a SyncRun', async () => {
     kobo.clearRequests();
     const s = await poll('poll');
@@ -87,7 +95,7 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
     // The overlap window re-reads the last 100 ids (late-visible records); nothing older.
     expect(s.fetched).toBe(110);
     expect(await row(1)).toEqual(before);
-    expect((await t.db.prisma.syncRun.count({ where: { sourceId: 'kobo', mode: 'poll', outcome: 'ok' } }))).toBe(2);
+    expect(await t.db.prisma.syncRun.count({ where: { sourceId: 'kobo', mode: 'poll', outcome: 'ok' } })).toBe(2);
   });
 
   it('the sweep brings edits in, a late webhook of the original does not undo them, deletions are marked', async () => {

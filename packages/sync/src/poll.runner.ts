@@ -61,8 +61,16 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
   const { connector, formId, mode } = req;
   const sourceId = connector.sourceId;
   if (mode === 'backfill') await resetCursor(db, sourceId, formId);
-  const from = mode === 'poll' ? await loadCursor(db, sourceId, formId) : null;
+  const stored = mode === 'backfill' ? null : await loadCursor(db, sourceId, formId);
+  const from = mode === 'poll' ? stored : null;
   const runId = await startRun(db, sourceId, formId, mode, from);
+  if (mode === 'sweep' && stored === null) {
+    // Nothing to reconcile before the first full pull has finished; sweeping now would
+    // only re-fetch, record by record, what that pull is already loading.
+    await finishRun(db, runId, { outcome: 'skipped', fetched: 0, enqueued: 0, error: 'no completed poll yet' });
+    log.info({ sourceId, formId }, 'sweep skipped: the form has not been polled yet');
+    return { runId, cursor: null, fetched: 0, enqueued: 0 };
+  }
   const progress: PollProgress = { fetched: 0, enqueued: 0 };
   let cursor: Cursor | null = from;
   const started = Date.now();
