@@ -4,20 +4,17 @@ import { createHmac } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { parseConfig, type FieldsyncConfig } from '@fieldsync/config';
-import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
 import type { Dialect } from '@fieldsync/db';
 import { createQueues, createRedis, type Queues } from '@fieldsync/queues';
 import { testQueueSettings, dropQueuePrefix, drained } from '@fieldsync/queues/testing';
 import { createLogger } from '@fieldsync/logger';
-import { startIngestWorker } from '@fieldsync/sync';
+import { openHarness, testLog as log, type Harness } from '@fieldsync/sync/testing';
 import { startKoboSimulator, sendKoboRestService, type KoboSimulator, type KoboRecord } from '@fieldsync/simulator';
 import { createIngressApp } from './app.ts';
 import { createMetrics } from './metrics.ts';
 
-const log = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
 const HOOK = { username: 'kobo', password: 'hook-secret' };
 
 function config(): FieldsyncConfig {
@@ -69,20 +66,14 @@ afterAll(async () => {
 });
 
 describe.each<Dialect>(['postgresql', 'mysql'])('Kobo REST Service → Submission on %s', (dialect) => {
-  const settings = testQueueSettings();
-  let t: TestDatabase;
-  let redis: Redis;
-  let queues: Queues;
-  let worker: Worker;
+  let h: Harness;
   let server: Server;
   let url: string;
 
   beforeAll(async () => {
-    t = await createTestDatabase(dialect);
-    redis = createRedis(settings.redisUrl, 'producer');
-    queues = createQueues(settings, redis);
-    worker = startIngestWorker({ settings, db: t.db, queues, log, concurrency: 2 });
-    const app = createIngressApp({ config: config(), queues, redis, log, metrics: createMetrics() });
+    h = await openHarness(dialect);
+    h.startLoader();
+    const app = createIngressApp({ config: config(), queues: h.queues, redis: h.redis, log, metrics: createMetrics() });
     server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
@@ -90,22 +81,18 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo REST Service → Submissio
   });
   afterAll(async () => {
     server?.close();
-    await worker?.close();
-    await queues?.close();
-    redis?.disconnect();
-    await dropQueuePrefix(settings);
-    await t?.drop();
+    await h?.close();
   });
 
   const row = (r: KoboRecord) =>
-    t.db.prisma.submission.findUnique({ where: { sourceId_formId_key: { sourceId: 'kobo-test', formId: String(r._xform_id_string), key: String(r._id) } } });
+    h.db.prisma.submission.findUnique({ where: { sourceId_formId_key: { sourceId: 'kobo-test', formId: String(r._xform_id_string), key: String(r._id) } } });
 
   it('a POST lands as one row with the JSON intact', async () => {
     const r = records[0]!;
     const res = await sendKoboRestService(r, { url, auth: HOOK, retryDelaysMs: [] });
     expect(res.ok).toBe(true);
     expect(res.status).toBe(202);
-    await drained(queues.ingest);
+    await drained(h.queues.ingest);
     const stored = await row(r);
     expect(stored).not.toBeNull();
     expect(stored!.data).toEqual(r);
@@ -117,11 +104,11 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo REST Service → Submissio
   it('the same POST delivered 3 times leaves one unchanged row', async () => {
     const r = records[1]!;
     await sendKoboRestService(r, { url, auth: HOOK, retryDelaysMs: [] });
-    await drained(queues.ingest);
+    await drained(h.queues.ingest);
     const first = await row(r);
     for (let i = 0; i < 2; i++) expect((await sendKoboRestService(r, { url, auth: HOOK, retryDelaysMs: [] })).status).toBe(202);
-    await drained(queues.ingest);
-    expect(await t.db.prisma.submission.count({ where: { key: String(r._id) } })).toBe(1);
+    await drained(h.queues.ingest);
+    expect(await h.db.prisma.submission.count({ where: { key: String(r._id) } })).toBe(1);
     expect(await row(r)).toEqual(first);
   });
 });

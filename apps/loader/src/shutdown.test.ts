@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
-import type { CanonicalSubmission } from '@fieldsync/model';
+import { makeSubmission } from '@fieldsync/model/testing';
 import { createEmptyDatabase } from '@fieldsync/db/testing';
 import { openDatabase, type Database } from '@fieldsync/db';
 import { createQueues, createRedis, IngestBatch, type Queues } from '@fieldsync/queues';
@@ -14,11 +14,7 @@ import { testQueueSettings, dropQueuePrefix } from '@fieldsync/queues/testing';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
-const sub = (i: number): CanonicalSubmission => ({
-  sourceId: 'kobo', formId: 'f', key: String(i), version: `v${i}`,
-  updatedAt: '2026-11-20T10:00:00.000Z', submittedAt: '2026-11-20T10:00:00.000Z',
-  deleted: false, observedAt: '2026-11-20T10:00:00.000Z', data: { i }, via: 'poll',
-});
+const sub = (i: number) => makeSubmission({ formId: 'f', key: String(i), version: `v${i}`, data: { i } });
 
 describe('loader process', () => {
   const settings = testQueueSettings();

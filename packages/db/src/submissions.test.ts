@@ -1,16 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CanonicalSubmission } from '@fieldsync/model';
+import { makeSubmission } from '@fieldsync/model/testing';
 import { createTestDatabase, type TestDatabase } from './testing.ts';
 import { upsertSubmissions, storedVersions } from './submissions.ts';
 import { migrate } from './migrate.ts';
 import type { Dialect } from './dialect.ts';
 
-const base = (over: Partial<CanonicalSubmission> = {}): CanonicalSubmission => ({
-  sourceId: 'kobo', formId: 'aForm', key: '1', version: 'uuid:v1',
-  updatedAt: '2026-11-01T10:00:00.000Z', submittedAt: '2026-11-01T10:00:00.000Z',
-  deleted: false, observedAt: '2026-11-01T10:00:01.000Z',
-  data: { _id: 1, q: 'first' }, via: 'webhook', ...over,
-});
+const base = (over: Partial<CanonicalSubmission> = {}): CanonicalSubmission =>
+  makeSubmission({ formId: 'aForm', updatedAt: '2026-11-01T10:00:00.000Z', submittedAt: '2026-11-01T10:00:00.000Z', observedAt: '2026-11-01T10:00:01.000Z', data: { _id: 1, q: 'first' }, via: 'webhook', ...over });
 
 describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) => {
   let t: TestDatabase;

@@ -3,20 +3,14 @@
  * runner → ingest queue → loader → database, on real Redis and databases.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { parseConfig, type KoboSourceConfig } from '@fieldsync/config';
-import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
 import { loadCursor, type Dialect } from '@fieldsync/db';
-import { createQueues, createRedis, IngestBatch, type Queues } from '@fieldsync/queues';
-import { testQueueSettings, dropQueuePrefix, drained } from '@fieldsync/queues/testing';
-import { createLogger } from '@fieldsync/logger';
+import { IngestBatch } from '@fieldsync/queues';
+import { drained } from '@fieldsync/queues/testing';
 import { KoboConnector, parseKoboWebhook } from '@fieldsync/connectors';
 import { startKoboSimulator, type KoboSimulator } from '@fieldsync/simulator';
-import { startIngestWorker } from './ingest.worker.ts';
 import { runPoll, type PollMode } from './poll.runner.ts';
-
-const log = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
+import { openHarness, testLog as log, type Harness } from './testing.ts';
 
 function koboSource(kobo: KoboSimulator, forms: string[]): KoboSourceConfig {
   const cfg = parseConfig(
@@ -30,47 +24,37 @@ function koboSource(kobo: KoboSimulator, forms: string[]): KoboSourceConfig {
 }
 
 describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => {
-  const settings = testQueueSettings();
-  let t: TestDatabase;
-  let redis: Redis;
-  let queues: Queues;
-  let worker: Worker;
+  let h: Harness;
   let kobo: KoboSimulator;
   let asset: string;
   let connector: KoboConnector;
 
   beforeAll(async () => {
-    t = await createTestDatabase(dialect);
-    redis = createRedis(settings.redisUrl, 'worker');
-    queues = createQueues(settings, redis);
-    worker = startIngestWorker({ settings, db: t.db, queues, log, concurrency: 2 });
+    h = await openHarness(dialect);
+    h.startLoader();
     kobo = await startKoboSimulator({ submissions: 2500, seed: 11 });
     asset = kobo.assetUids[0]!;
     connector = new KoboConnector(koboSource(kobo, [asset]), { logger: log });
   });
   afterAll(async () => {
-    await worker?.close();
-    await queues?.close();
-    redis?.disconnect();
+    await h?.close();
     await kobo?.close();
-    await dropQueuePrefix(settings);
-    await t?.drop();
   });
 
   const poll = async (mode: PollMode) => {
-    const summary = await runPoll({ db: t.db, queues, log, batchSize: 500 }, { connector, formId: asset, mode });
-    await drained(queues.ingest);
+    const summary = await runPoll({ db: h.db, queues: h.queues, log, batchSize: 500 }, { connector, formId: asset, mode });
+    await drained(h.queues.ingest);
     return summary;
   };
-  const rows = () => t.db.prisma.submission.count({ where: { sourceId: 'kobo', formId: asset } });
-  const row = (id: number) => t.db.prisma.submission.findUniqueOrThrow({ where: { sourceId_formId_key: { sourceId: 'kobo', formId: asset, key: String(id) } } });
+  const rows = () => h.db.prisma.submission.count({ where: { sourceId: 'kobo', formId: asset } });
+  const row = (id: number) => h.db.prisma.submission.findUniqueOrThrow({ where: { sourceId_formId_key: { sourceId: 'kobo', formId: asset, key: String(id) } } });
 
   it('a sweep before the first poll is skipped (nothing to reconcile yet) and says so in the import log', async () => {
     kobo.clearRequests();
     const s = await poll('sweep');
     expect(s.enqueued).toBe(0);
     expect(kobo.requests).toHaveLength(0);
-    expect(await t.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } })).toMatchObject({ mode: 'sweep', outcome: 'skipped' });
+    expect(await h.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } })).toMatchObject({ mode: 'sweep', outcome: 'skipped' });
   });
 
   it('a poll over 2,500 records in pages of 1,000 loads 2,500 rows and stores the cursor and a SyncRun', async () => {
@@ -81,8 +65,8 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
     const dataPages = kobo.requests.filter((r) => r.path.includes('/data/'));
     expect(dataPages.length).toBe(3);
     const maxId = Math.max(...kobo.records(asset).map((r) => r._id));
-    expect(await loadCursor(t.db, 'kobo', asset)).toEqual({ lastId: maxId });
-    const run = await t.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } });
+    expect(await loadCursor(h.db, 'kobo', asset)).toEqual({ lastId: maxId });
+    const run = await h.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } });
     expect(run).toMatchObject({ mode: 'poll', outcome: 'ok', fetched: 2500, enqueued: 2500 });
     expect(run.finishedAt).not.toBeNull();
   });
@@ -95,7 +79,7 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
     // The overlap window re-reads the last 100 ids (late-visible records); nothing older.
     expect(s.fetched).toBe(110);
     expect(await row(1)).toEqual(before);
-    expect(await t.db.prisma.syncRun.count({ where: { sourceId: 'kobo', mode: 'poll', outcome: 'ok' } })).toBe(2);
+    expect(await h.db.prisma.syncRun.count({ where: { sourceId: 'kobo', mode: 'poll', outcome: 'ok' } })).toBe(2);
   });
 
   it('the sweep brings edits in, a late webhook of the original does not undo them, deletions are marked', async () => {
@@ -113,8 +97,8 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
 
     // The REST Service delivers the original late (Kobo retries for up to ~15 minutes).
     const late = parseKoboWebhook('kobo', original, new Date());
-    await queues.ingest.add(IngestBatch.name, { submissions: late }, IngestBatch.options);
-    await drained(queues.ingest);
+    await h.queues.ingest.add(IngestBatch.name, { submissions: late }, IngestBatch.options);
+    await drained(h.queues.ingest);
     r = await row(5);
     expect(r.version).toBe(edited['meta/instanceID']);
     expect(r.data).toEqual(edited);
@@ -137,8 +121,8 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
     const visible = kobo.records(asset).length;
     expect(s.fetched).toBe(visible);
     expect(kobo.requests.filter((r) => r.status === 429 || r.status === 500)).toHaveLength(2);
-    expect(await t.db.prisma.submission.count({ where: { formId: asset, deleted: false } })).toBe(visible);
-    const run = await t.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } });
+    expect(await h.db.prisma.submission.count({ where: { formId: asset, deleted: false } })).toBe(visible);
+    const run = await h.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } });
     expect(run).toMatchObject({ mode: 'backfill', outcome: 'ok', fetched: visible });
   });
 });

@@ -3,22 +3,15 @@
  * queue → loader → PostgreSQL and MariaDB (issue 9's list).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { parseConfig, type FieldsyncConfig, type OdkSourceConfig } from '@fieldsync/config';
-import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
 import { loadCursor, type Dialect } from '@fieldsync/db';
-import { createQueues, createRedis, type Queues } from '@fieldsync/queues';
-import { testQueueSettings, dropQueuePrefix, drained } from '@fieldsync/queues/testing';
-import { createLogger } from '@fieldsync/logger';
+import { drained } from '@fieldsync/queues/testing';
 import { OdkConnector } from '@fieldsync/connectors';
 import { startOdkSimulator, HOUSEHOLD_FORM, type OdkSimulator } from '@fieldsync/simulator';
-import { startIngestWorker } from './ingest.worker.ts';
-import { startPollWorker } from './poll.worker.ts';
 import { syncSchedules } from './schedules.ts';
 import { runPoll, type PollMode, type PollProgress } from './poll.runner.ts';
+import { openHarness, testLog as log, until, type Harness } from './testing.ts';
 
-const log = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
 const FORM = HOUSEHOLD_FORM.xmlFormId;
 
 function odkConfig(odk: OdkSimulator, forms: string[] | '*', poll = '1h'): FieldsyncConfig {
@@ -37,55 +30,45 @@ function odkConfig(odk: OdkSimulator, forms: string[] | '*', poll = '1h'): Field
 }
 
 describe.each<Dialect>(['postgresql', 'mysql'])('ODK Central sync on %s', (dialect) => {
-  const settings = testQueueSettings();
-  let t: TestDatabase;
-  let redis: Redis;
-  let queues: Queues;
-  let worker: Worker;
+  let h: Harness;
   let odk: OdkSimulator;
   let connector: OdkConnector;
   // A clock the test moves, so timestamps (and their ties) are exact.
   let clock = Date.parse('2026-11-01T08:00:00.000Z');
 
   beforeAll(async () => {
-    t = await createTestDatabase(dialect);
-    redis = createRedis(settings.redisUrl, 'worker');
-    queues = createQueues(settings, redis);
-    worker = startIngestWorker({ settings, db: t.db, queues, log, concurrency: 2 });
+    h = await openHarness(dialect);
+    h.startLoader();
     odk = await startOdkSimulator({ seed: 9, now: () => clock, sessionTtlMs: 3_600_000 });
     odk.seedSubmissions(FORM, 3000, { endAt: clock, stepMs: 1 });
     connector = new OdkConnector(odkConfig(odk, [FORM]).sources[0] as OdkSourceConfig, { logger: log });
   });
   afterAll(async () => {
-    await worker?.close();
-    await queues?.close();
-    redis?.disconnect();
+    await h?.close();
     await odk?.close();
-    await dropQueuePrefix(settings);
-    await t?.drop();
   });
 
   const poll = async (mode: PollMode, onProgress?: (p: PollProgress) => void) => {
-    const s = await runPoll({ db: t.db, queues, log, batchSize: 500 }, { connector, formId: FORM, mode, onProgress });
-    await drained(queues.ingest);
+    const s = await runPoll({ db: h.db, queues: h.queues, log, batchSize: 500 }, { connector, formId: FORM, mode, onProgress });
+    await drained(h.queues.ingest);
     return s;
   };
-  const rows = () => t.db.prisma.submission.count({ where: { sourceId: 'odk', formId: FORM } });
-  const row = (id: string) => t.db.prisma.submission.findUniqueOrThrow({ where: { sourceId_formId_key: { sourceId: 'odk', formId: FORM, key: id } } });
+  const rows = () => h.db.prisma.submission.count({ where: { sourceId: 'odk', formId: FORM } });
+  const row = (id: string) => h.db.prisma.submission.findUniqueOrThrow({ where: { sourceId_formId_key: { sourceId: 'odk', formId: FORM, key: id } } });
   const sessions = () => odk.requests.filter((r) => r.method === 'POST' && r.path === '/v1/sessions').length;
 
   it('3,000 submissions over pages of 1,000 → 3,000 rows; a poll with nothing new changes nothing and keeps the cursor', async () => {
     const s = await poll('poll');
     expect(s.fetched).toBe(3000);
     expect(await rows()).toBe(3000);
-    const cursor = await loadCursor(t.db, 'odk', FORM);
+    const cursor = await loadCursor(h.db, 'odk', FORM);
     expect(cursor).not.toBeNull();
-    const newest = await t.db.prisma.submission.findFirstOrThrow({ where: { formId: FORM }, orderBy: { updatedAt: 'desc' } });
+    const newest = await h.db.prisma.submission.findFirstOrThrow({ where: { formId: FORM }, orderBy: { updatedAt: 'desc' } });
     const before = await row(newest.key);
 
     await poll('poll');
     expect(await rows()).toBe(3000);
-    expect(await loadCursor(t.db, 'odk', FORM)).toEqual(cursor);
+    expect(await loadCursor(h.db, 'odk', FORM)).toEqual(cursor);
     expect(await row(newest.key)).toEqual(before);
   });
 
@@ -168,7 +151,7 @@ describe.each<Dialect>(['postgresql', 'mysql'])('ODK Central sync on %s', (diale
     expect(sessions() - logins).toBe(1);
     const live = odk.submissionIds(FORM).length;
     expect(s.fetched).toBeGreaterThanOrEqual(live);
-    expect(await t.db.prisma.submission.count({ where: { formId: FORM, deleted: false } })).toBe(live);
+    expect(await h.db.prisma.submission.count({ where: { formId: FORM, deleted: false } })).toBe(live);
   });
 
   it('429 with Retry-After, then 503 once: the poll completes', async () => {
@@ -183,36 +166,24 @@ describe.each<Dialect>(['postgresql', 'mysql'])('ODK Central sync on %s', (diale
 });
 
 describe('a whole-project ODK source', () => {
-  const settings = testQueueSettings();
-  let t: TestDatabase;
-  let redis: Redis;
-  let queues: Queues;
-  let workers: Worker[] = [];
+  let h: Harness;
   let odk: OdkSimulator;
 
   beforeAll(async () => {
-    t = await createTestDatabase('postgresql');
-    redis = createRedis(settings.redisUrl, 'worker');
-    queues = createQueues(settings, redis);
+    h = await openHarness('postgresql');
     odk = await startOdkSimulator({ seed: 4, submissions: 20 });
   });
   afterAll(async () => {
-    await Promise.all(workers.map((w) => w.close()));
-    await queues?.close();
-    redis?.disconnect();
+    await h?.close();
     await odk?.close();
-    await dropQueuePrefix(settings);
-    await t?.drop();
   });
 
   it('syncs a form published after start-up without a restart', async () => {
     const config = odkConfig(odk, '*', '500ms');
-    await syncSchedules(queues.poll, config);
-    workers = [startPollWorker({ settings, db: t.db, queues, log, config }), startIngestWorker({ settings, db: t.db, queues, log })];
-    const waitFor = async (where: object, n: number) => {
-      for (let i = 0; i < 200 && (await t.db.prisma.submission.count({ where })) < n; i++) await new Promise((r) => setTimeout(r, 100));
-      return t.db.prisma.submission.count({ where });
-    };
+    await syncSchedules(h.queues.poll, config);
+    h.startPoller(config);
+    h.startLoader();
+    const waitFor = (where: object, n: number) => until(() => h.db.prisma.submission.count({ where }), (c) => c >= n);
     expect(await waitFor({ formId: FORM }, 20)).toBe(20);
 
     odk.publishForm({ ...HOUSEHOLD_FORM, xmlFormId: 'market_prices', name: 'Market prices' });

@@ -4,17 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
-import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
-import type { CanonicalSubmission } from '@fieldsync/model';
-import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
+import { makeSubmission } from '@fieldsync/model/testing';
 import { openDatabase, type Database, type Dialect } from '@fieldsync/db';
-import { createQueues, createRedis, IngestBatch, type Queues } from '@fieldsync/queues';
-import { testQueueSettings, dropQueuePrefix, drained } from '@fieldsync/queues/testing';
-import { createLogger } from '@fieldsync/logger';
-import { startIngestWorker } from './ingest.worker.ts';
-
-const log = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
+import { IngestBatch } from '@fieldsync/queues';
+import { drained } from '@fieldsync/queues/testing';
+import { openHarness, type Harness } from './testing.ts';
 
 /** A TCP hop between the loader and the database that the test can cut and restore. */
 class Cable {
@@ -41,57 +35,43 @@ class Cable {
   }
 }
 
-const sub = (i: number): CanonicalSubmission => ({
-  sourceId: 'kobo', formId: 'outage', key: String(i), version: `v${i}`,
-  updatedAt: '2026-11-20T10:00:00.000Z', submittedAt: '2026-11-20T10:00:00.000Z',
-  deleted: false, observedAt: '2026-11-20T10:00:00.000Z', data: { i }, via: 'poll',
-});
+const sub = (i: number) => makeSubmission({ formId: 'outage', key: String(i), version: `v${i}`, data: { i } });
 
 describe.each<[Dialect, number]>([['postgresql', 5432], ['mysql', 3306]])('database outage on %s', (dialect, port) => {
-  const settings = testQueueSettings();
   const cable = new Cable(port);
-  let t: TestDatabase;
+  let h: Harness;
   let viaCable: Database;
-  let redis: Redis;
-  let queues: Queues;
-  let worker: Worker;
 
   beforeAll(async () => {
-    t = await createTestDatabase(dialect);
+    h = await openHarness(dialect);
     await cable.plug();
-    const u = new URL(t.url);
+    const u = new URL(h.t.url);
     u.port = String(cable.port);
     viaCable = openDatabase(u.toString(), { poolSize: 2, connectTimeoutMs: 1_000 });
-    redis = createRedis(settings.redisUrl, 'worker');
-    queues = createQueues(settings, redis);
-    worker = startIngestWorker({ settings, db: viaCable, queues, log, outage: { maxRetries: 100, baseDelayMs: 100, maxDelayMs: 400 } });
+    h.startLoader({ db: viaCable, outage: { maxRetries: 100, baseDelayMs: 100, maxDelayMs: 400 } });
   });
   afterAll(async () => {
-    await worker?.close();
-    await queues?.close();
-    redis?.disconnect();
+    await h?.close();
     await viaCable?.close().catch(() => {});
-    await dropQueuePrefix(settings);
-    await t?.drop();
   });
 
   it('a batch that arrives while the database is down waits, keeps its attempts, and loads when it is back', async () => {
-    await queues.ingest.add(IngestBatch.name, { submissions: [sub(0)] }, IngestBatch.options);
-    await drained(queues.ingest);
+    await h.queues.ingest.add(IngestBatch.name, { submissions: [sub(0)] }, IngestBatch.options);
+    await drained(h.queues.ingest);
 
     await cable.cut();
-    const job = await queues.ingest.add(IngestBatch.name, { submissions: [1, 2, 3].map(sub) }, { ...IngestBatch.options, attempts: 2 });
+    const job = await h.queues.ingest.add(IngestBatch.name, { submissions: [1, 2, 3].map(sub) }, { ...IngestBatch.options, attempts: 2 });
     // Several connection failures later the job is still waiting its turn, attempts untouched.
     await new Promise((r) => setTimeout(r, 2_500));
-    const waiting = (await queues.ingest.getJob(job.id!))!;
+    const waiting = (await h.queues.ingest.getJob(job.id!))!;
     expect(['delayed', 'waiting', 'active']).toContain(await waiting.getState());
     expect(waiting.attemptsMade).toBe(0);
     expect((waiting.data as { outageRetries?: number }).outageRetries).toBeGreaterThan(1);
 
     await cable.plug();
-    await drained(queues.ingest, 30_000);
-    expect(await (await queues.ingest.getJob(job.id!))!.getState()).toBe('completed');
-    expect(await t.db.prisma.submission.count({ where: { formId: 'outage' } })).toBe(4);
-    expect(await t.db.prisma.deadLetter.count()).toBe(0);
+    await drained(h.queues.ingest, 30_000);
+    expect(await (await h.queues.ingest.getJob(job.id!))!.getState()).toBe('completed');
+    expect(await h.db.prisma.submission.count({ where: { formId: 'outage' } })).toBe(4);
+    expect(await h.db.prisma.deadLetter.count()).toBe(0);
   });
 });

@@ -1,0 +1,63 @@
+/**
+ * The pipeline as tests need it: a throwaway migrated database, a unique
+ * queue prefix on the real Redis, and workers started on demand — all torn
+ * down by close(), so every test file stands alone.
+ */
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { FieldsyncConfig } from '@fieldsync/config';
+import type { Database, Dialect } from '@fieldsync/db';
+import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
+import { createQueues, createRedis, type Queues, type QueueSettings } from '@fieldsync/queues';
+import { testQueueSettings, dropQueuePrefix } from '@fieldsync/queues/testing';
+import { createLogger, type Logger } from '@fieldsync/logger';
+import { startIngestWorker } from './ingest.worker.ts';
+import { startPollWorker } from './poll.worker.ts';
+import type { IngestDeps } from './ingest.processor.ts';
+
+/** Silent unless TEST_LOG=debug (or another level) is set. */
+export const testLog: Logger = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
+
+export interface Harness {
+  t: TestDatabase;
+  db: Database;
+  settings: QueueSettings;
+  redis: Redis;
+  queues: Queues;
+  log: Logger;
+  /** Starts a loader (ingest worker); `db` lets a test put something between it and the database. */
+  startLoader(o?: { db?: Database; concurrency?: number; outage?: IngestDeps['outage'] }): Worker;
+  startPoller(config: FieldsyncConfig): Worker;
+  close(): Promise<void>;
+}
+
+export async function openHarness(dialect: Dialect = 'postgresql'): Promise<Harness> {
+  const settings = testQueueSettings();
+  const t = await createTestDatabase(dialect);
+  const redis = createRedis(settings.redisUrl, 'worker');
+  const queues = createQueues(settings, redis);
+  const workers: Worker[] = [];
+  const started = (w: Worker) => (workers.push(w), w);
+  return {
+    t, db: t.db, settings, redis, queues, log: testLog,
+    startLoader: (o = {}) => started(startIngestWorker({ settings, db: o.db ?? t.db, queues, log: testLog, concurrency: o.concurrency ?? 2, outage: o.outage })),
+    startPoller: (config) => started(startPollWorker({ settings, db: t.db, queues, log: testLog, config })),
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      await queues.close();
+      redis.disconnect();
+      await dropQueuePrefix(settings);
+      await t.drop();
+    },
+  };
+}
+
+/** Polls `fn` until `ok` says yes or the time is up; returns the last value either way. */
+export async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (ok(v) || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
