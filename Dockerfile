@@ -10,7 +10,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends openssl \
  && rm -rf /var/lib/apt/lists/*
 
-# The pnpm the lockfile was written with (package.json "packageManager").
+# The pnpm the lockfile was written with (package.json "devEngines").
 RUN npm install -g pnpm@12.21.0 && npm cache clean --force
 
 WORKDIR /app

@@ -5,7 +5,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import type { Redis } from 'ioredis';
 import type { FieldsyncConfig } from '@fieldsync/config';
 import { WEBHOOK_PARSERS, PayloadError } from '@fieldsync/connectors';
-import { IngestBatch, type Queues } from '@fieldsync/queues';
+import { IngestBatch, ingestJobOptions, type Queues } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import { checkWebhookAuth, verifySignature, basicCredentials, safeEqual } from './auth.ts';
 import type { Metrics } from './metrics.ts';
@@ -83,7 +83,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         }
         let job;
         try {
-          job = await queues.ingest.add(IngestBatch.name, { submissions }, { ...IngestBatch.options, attempts: config.ingest.attempts, backoff: { type: 'exponential', delay: config.ingest.backoffMs, jitter: 0.5 } });
+          job = await queues.ingest.add(IngestBatch.name, { submissions }, ingestJobOptions(config.ingest));
         } catch (err) {
           log.error({ err, sourceId: source.id }, 'could not enqueue webhook');
           throw new HttpError(503, 'queue_unavailable', 'the queue is unavailable; retry later', { 'retry-after': '30' });

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { loadConfig, loadEnv } from '@fieldsync/config';
 import { openDatabase, migrate } from '@fieldsync/db';
-import { createRedis, createQueues } from '@fieldsync/queues';
+import { createRedis, createQueues, ingestJobOptions } from '@fieldsync/queues';
 import { createConnector } from '@fieldsync/connectors';
 import { createLogger } from '@fieldsync/logger';
 import { runPoll, type PollMode } from '@fieldsync/sync';
@@ -54,7 +54,7 @@ try {
       : null;
     bar?.start(0, 0, { enqueued: 0 });
     const summary = await runPoll(
-      { db, queues, log, batchSize: source.batchSize, ingestOptions: { attempts: config.ingest.attempts } },
+      { db, queues, log, batchSize: source.batchSize, ingestOptions: ingestJobOptions(config.ingest) },
       {
         connector, formId, mode,
         onProgress: (p) => {

@@ -42,6 +42,11 @@ export const IngestBatch = job({
   timeoutMs: 120_000,
 });
 
+/** Ingest job options with the retry policy from config (`ingest.attempts`, `ingest.backoffMs`). */
+export function ingestJobOptions(policy: { attempts: number; backoffMs: number }): JobsOptions {
+  return { ...IngestBatch.options, attempts: policy.attempts, backoff: { type: 'exponential', delay: policy.backoffMs, jitter: 0.5 } };
+}
+
 /** Page a source for one form: incremental poll, edit/delete sweep, or full backfill. */
 export const PollForm = job({
   queue: QUEUE.poll,

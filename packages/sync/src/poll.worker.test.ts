@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type FieldsyncConfig } from '@fieldsync/config';
 import { schedulerId } from '@fieldsync/queues';
 import { startKoboSimulator, type KoboSimulator } from '@fieldsync/simulator';
-import { syncSchedules } from './schedules.ts';
+import { syncSchedules, scheduleDiscoveredForms } from './schedules.ts';
 import { openHarness, until, type Harness } from './testing.ts';
 
 describe('scheduled polls', () => {
@@ -31,6 +31,17 @@ describe('scheduled polls', () => {
     await syncSchedules(h.queues.poll, config);
     const ids = (await h.queues.poll.getJobSchedulers(0, -1)).map((s) => s.key).sort();
     expect(ids).toEqual(kobo.assetUids.flatMap((f) => [schedulerId('kobo', f, 'poll'), schedulerId('kobo', f, 'sweep')]).sort());
+  });
+
+  it('discovery schedules new forms and drops the schedulers of forms that are gone', async () => {
+    const source = { ...config.sources[0]!, id: 'disc' };
+    const ids = async () => (await h.queues.poll.getJobSchedulers(0, -1)).map((s) => s.key).filter((k) => k.includes(':disc:')).sort();
+    await scheduleDiscoveredForms(h.queues.poll, source, ['a', 'b']);
+    expect(await ids()).toEqual(['poll:disc:a', 'poll:disc:b', 'sweep:disc:a', 'sweep:disc:b']);
+    await scheduleDiscoveredForms(h.queues.poll, source, ['b']);
+    expect(await ids()).toEqual(['poll:disc:b', 'sweep:disc:b']);
+    await scheduleDiscoveredForms(h.queues.poll, source, []);
+    expect(await ids()).toEqual([]);
   });
 
   it('the scheduled polls load every form without anyone asking, and pick up new submissions', async () => {

@@ -1,11 +1,11 @@
 import { Worker, type Job } from 'bullmq';
 import type { FieldsyncConfig, SourceConfig } from '@fieldsync/config';
 import { createConnector, type SourceConnector } from '@fieldsync/connectors';
-import { QUEUE, PollForm, DiscoverForms, createRedis, type PollFormData, type DiscoverFormsData } from '@fieldsync/queues';
+import { QUEUE, PollForm, DiscoverForms, createRedis, ingestJobOptions, type PollFormData, type DiscoverFormsData } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import type { WorkerDeps } from './ingest.worker.ts';
 import { runPoll } from './poll.runner.ts';
-import { scheduleForm } from './schedules.ts';
+import { scheduleDiscoveredForms } from './schedules.ts';
 
 /** Connectors are built once per source and reused by every job. */
 export function connectorsFor(config: FieldsyncConfig, log: Logger): Map<string, { source: SourceConfig; connector: SourceConnector }> {
@@ -25,7 +25,7 @@ export function startPollWorker(deps: WorkerDeps & { config: FieldsyncConfig; co
       const { sourceId } = DiscoverForms.payload.parse(job.data) as DiscoverFormsData;
       const { source, connector } = lookup(sourceId);
       const forms = await connector.listForms();
-      for (const formId of forms) await scheduleForm(deps.queues.poll, source, formId);
+      await scheduleDiscoveredForms(deps.queues.poll, source, forms);
       return { forms };
     }
     const { sourceId, formId, mode } = PollForm.payload.parse(job.data) as PollFormData;
@@ -33,7 +33,7 @@ export function startPollWorker(deps: WorkerDeps & { config: FieldsyncConfig; co
     const summary = await runPoll(
       {
         db: deps.db, queues: deps.queues, log: deps.log, batchSize: source.batchSize,
-        ingestOptions: { attempts: deps.config.ingest.attempts, backoff: { type: 'exponential', delay: deps.config.ingest.backoffMs, jitter: 0.5 } },
+        ingestOptions: ingestJobOptions(deps.config.ingest),
       },
       { connector, formId, mode, onProgress: (p) => void job.updateProgress({ ...p }) },
     );

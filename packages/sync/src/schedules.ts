@@ -18,6 +18,19 @@ export async function scheduleForm(pollQueue: Queue, source: SourceConfig, formI
 }
 
 /**
+ * After a discovery: schedules every form the source lists now, and drops the
+ * schedulers of forms it no longer lists (deleted or closed), which would
+ * otherwise fail on every run.
+ */
+export async function scheduleDiscoveredForms(pollQueue: Queue, source: SourceConfig, forms: string[]): Promise<void> {
+  for (const formId of forms) await scheduleForm(pollQueue, source, formId);
+  const keep = new Set(forms.flatMap((f) => [schedulerId(source.id, f, 'poll'), schedulerId(source.id, f, 'sweep')]));
+  for (const s of await pollQueue.getJobSchedulers(0, -1)) {
+    if ((s.key.startsWith(`poll:${source.id}:`) || s.key.startsWith(`sweep:${source.id}:`)) && !keep.has(s.key)) await pollQueue.removeJobScheduler(s.key);
+  }
+}
+
+/**
  * Makes Redis hold exactly the schedulers the config asks for: one poll and one
  * sweep scheduler per (source, form), or a discovery scheduler for sources that
  * sync every form of a project. Schedulers of sources no longer configured go.
