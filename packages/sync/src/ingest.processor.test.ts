@@ -52,5 +52,6 @@ describe.each<Dialect>(['postgresql', 'mysql'])('ingest worker on %s', (dialect)
     const fixed = await until(() => h.db.prisma.submission.findFirst({ where: { formId: 'poison', key: '5' } }), (r) => !!r);
     expect(fixed?.via).toBe('replay');
     expect((await h.db.prisma.deadLetter.findUniqueOrThrow({ where: { id: row!.id } })).replayedAt).not.toBeNull();
+    expect(await h.queues.deadLetter.count()).toBe(0); // off the dashboard's dead-letter list
   });
 });

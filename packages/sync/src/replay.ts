@@ -1,17 +1,19 @@
 import type { Database } from '@fieldsync/db';
 import { markDeadLetterReplayed } from '@fieldsync/db';
-import { IngestBatch, type Queues } from '@fieldsync/queues';
+import { IngestBatch, type DeadLetterData, type Queues } from '@fieldsync/queues';
 import type { CanonicalSubmission } from '@fieldsync/model';
 
 /**
  * Sends dead-lettered batches back through ingest (after a fix), marked
- * `via: replay`, and stamps their DeadLetter rows as replayed.
+ * `via: replay`, stamps their DeadLetter rows as replayed and takes their
+ * copies off the dead-letter queue, so the dashboard shows only what is left.
  */
-export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'ingest'>, opts: { ids?: bigint[] } = {}): Promise<number> {
+export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'ingest' | 'deadLetter'>, opts: { ids?: bigint[] } = {}): Promise<number> {
   const rows = await db.prisma.deadLetter.findMany({
     where: { replayedAt: null, ...(opts.ids ? { id: { in: opts.ids } } : {}) },
     orderBy: { id: 'asc' },
   });
+  const queued = await queues.deadLetter.getJobs(['waiting', 'delayed', 'failed', 'completed']);
   let n = 0;
   for (const row of rows) {
     const payload = JSON.parse(row.payload) as { submissions?: CanonicalSubmission[] };
@@ -21,6 +23,7 @@ export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'inge
       n += submissions.length;
     }
     await markDeadLetterReplayed(db, row.id);
+    for (const job of queued) if ((job.data as DeadLetterData).deadLetterId === String(row.id)) await job.remove();
   }
   return n;
 }
