@@ -41,6 +41,11 @@ export interface SourceConnector {
   /** New and changed records since `cursor` (null: from the very beginning). */
   pull(formId: string, cursor: Cursor | null, opts: PullOptions): AsyncIterable<PullPage>;
   /**
+   * A path into the stored `data` the sweep should also compare (`StoredVersion.probe`),
+   * for changes the source makes without a new version (Kobo's validation status).
+   */
+  readonly sweepProbe?: string[];
+  /**
    * Finds what the incremental pull cannot see by comparing the source's keys
    * and versions with what we store: edits, deletions, restores.
    */

@@ -67,6 +67,19 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
     expect(r.deletedAt).toBeNull();
   });
 
+  it('stored versions can carry one value read from the stored JSON', async () => {
+    await upsertSubmissions(t.db, [
+      base({ formId: 'probe', key: 'a', data: { _validation_status: { uid: 'validation_status_approved', label: 'Approved' } } }),
+      base({ formId: 'probe', key: 'b', data: { _validation_status: {} } }),
+      base({ formId: 'probe', key: 'c', data: { _validation_status: { uid: "it's \"quoted\"" } } }),
+    ]);
+    const m = await storedVersions(t.db, 'kobo', 'probe', { probe: ['_validation_status', 'uid'] });
+    expect([...m.values()].map((v) => [v.key, v.probe]).sort()).toEqual([['a', 'validation_status_approved'], ['b', null], ['c', `it's "quoted"`]]);
+    expect(m.get('a')).toMatchObject({ version: 'uuid:v1', deleted: false });
+    expect(m.get('a')!.updatedAt.toISOString()).toBe('2026-11-01T10:00:00.000Z');
+    await expect(storedVersions(t.db, 'kobo', 'probe', { probe: ["x') OR 1=1 --"] })).rejects.toThrow(/invalid probe path/);
+  });
+
   it('loads a large batch in chunks and reports stored versions', async () => {
     const batch = Array.from({ length: 2500 }, (_, i) => base({ formId: 'big', key: String(i), version: `v${i}`, data: { i } }));
     await upsertSubmissions(t.db, batch);

@@ -105,6 +105,22 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
     expect(await rows()).toBe(2510);
   });
 
+  it('a reviewer approving a record (no new version, no timestamp) shows after the sweep', async () => {
+    const id = kobo.records(asset).find((r) => JSON.stringify(r._validation_status) === '{}')!._id;
+    const original = kobo.record(asset, id)!;
+    kobo.validateSubmission(asset, id, 'validation_status_approved');
+    await poll('poll'); // nothing in the data API reveals it to an incremental poll
+    expect(((await row(id)).data as Record<string, unknown>)._validation_status).toEqual({});
+    await poll('sweep');
+    const r = await row(id);
+    expect(r.version).toBe(original['meta/instanceID']);
+    expect(r.data).toMatchObject({ _validation_status: { uid: 'validation_status_approved', label: 'Approved' } });
+    // The original, delivered late by the REST Service, does not undo the review.
+    await h.queues.ingest.add(IngestBatch.name, { submissions: parseKoboWebhook('kobo', original, new Date()) }, IngestBatch.options);
+    await drained(h.queues.ingest);
+    expect((await row(id)).data).toMatchObject({ _validation_status: { uid: 'validation_status_approved' } });
+  });
+
   it('a sweep also loads records every poll missed (below the cursor)', async () => {
     const [hidden] = kobo.createSubmissions(asset, 1, { hidden: true });
     kobo.createSubmissions(asset, 1);

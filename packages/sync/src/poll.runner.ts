@@ -61,10 +61,10 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
   const { connector, formId, mode } = req;
   const sourceId = connector.sourceId;
   if (mode === 'backfill') await resetCursor(db, sourceId, formId);
-  const stored = mode === 'backfill' ? null : await loadCursor(db, sourceId, formId);
-  const from = mode === 'poll' ? stored : null;
+  const saved = mode === 'backfill' ? null : await loadCursor(db, sourceId, formId);
+  const from = mode === 'poll' ? saved : null;
   const runId = await startRun(db, sourceId, formId, mode, from);
-  if (mode === 'sweep' && stored === null) {
+  if (mode === 'sweep' && saved === null) {
     // Nothing to reconcile before the first full pull has finished; sweeping now would
     // only re-fetch, record by record, what that pull is already loading.
     await finishRun(db, runId, { outcome: 'skipped', fetched: 0, enqueued: 0, error: 'no completed poll yet' });
@@ -76,8 +76,8 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
   const started = Date.now();
   try {
     if (mode === 'sweep') {
-      const stored = await storedVersions(db, sourceId, formId);
-      for await (const page of connector.sweep(formId, stored, { signal: req.signal })) {
+      const held = await storedVersions(db, sourceId, formId, { probe: connector.sweepProbe });
+      for await (const page of connector.sweep(formId, held, { signal: req.signal })) {
         progress.fetched = page.checked;
         progress.total = page.total;
         progress.enqueued += await enqueue(deps, page.submissions);

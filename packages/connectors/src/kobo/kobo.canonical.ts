@@ -73,14 +73,18 @@ export function toCanonical(record: KoboRecord, ctx: KoboCanonicalContext): Cano
    * it; and each later edit is first seen later still. Re-reading the same
    * edited version later gives a later updatedAt but the same version and data,
    * which the upsert treats as a no-op.
+   * A sweep re-fetches only records that differ from what is stored (a new
+   * validation status keeps the version), so the same holds for its reads:
+   * they are current at `observedAt`.
    */
   const edited = record['meta/deprecatedID'] !== undefined && record['meta/deprecatedID'] !== null;
+  const changed = edited || ctx.via === 'sweep';
   const parsed = CanonicalSubmission.safeParse({
     sourceId: ctx.sourceId,
     formId: ctx.formId,
     key,
     version,
-    updatedAt: edited ? observedAt : submittedAt,
+    updatedAt: changed ? observedAt : submittedAt,
     submittedAt,
     deleted: false,
     observedAt,

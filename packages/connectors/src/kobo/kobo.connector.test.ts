@@ -184,7 +184,7 @@ describe('KoboConnector.sweep', () => {
     expect(pages.at(-1)).toMatchObject({ checked: 44, total: 44 });
     // Key pages ask only for _id and instanceID; re-fetches are by $in.
     const reqs = dataRequests();
-    expect(reqs.filter((r) => r.query.fields === '["_id","meta/instanceID"]')).toHaveLength(3);
+    expect(reqs.filter((r) => r.query.fields === '["_id","meta/instanceID","_validation_status"]')).toHaveLength(3);
     expect(reqs.filter((r) => r.query.query?.includes('$in')).map((r) => JSON.parse(r.query.query!)._id.$in)).toEqual([[5, 9, 11]]);
   });
 
@@ -194,6 +194,24 @@ describe('KoboConnector.sweep', () => {
     const pages = await collect(kobo.sweep(uid, stored(loaded)));
     expect(pages.flatMap((p) => p.submissions)).toEqual([]);
     expect(pages.at(-1)).toMatchObject({ checked: 30, total: 30 });
+  });
+
+  it('re-fetches a record whose validation status changed (same version), when the store says what it holds', async () => {
+    const { uid, kobo } = await setup({ submissions: 30 });
+    const loaded = (await collect(kobo.pull(uid, null, { via: 'backfill' }))).flatMap((p) => p.submissions);
+    const probe = (s: CanonicalSubmission) => ((s.data._validation_status as { uid?: string } | undefined)?.uid ?? null);
+    const held = new Map([...stored(loaded)].map(([k, v]) => [k, { ...v, probe: probe(loaded.find((s) => s.key === k)!) }]));
+    expect((await collect(kobo.sweep(uid, held))).flatMap((p) => p.submissions)).toEqual([]);
+
+    const target = loaded.find((s) => probe(s) === null)!;
+    sim!.validateSubmission(uid, Number(target.key), 'validation_status_on_hold');
+    const t0 = Date.now();
+    const subs = (await collect(kobo.sweep(uid, held))).flatMap((p) => p.submissions);
+    expect(subs.map((s) => s.key)).toEqual([target.key]);
+    expect(subs[0]!.version).toBe(target.version);
+    expect(subs[0]!.data._validation_status).toMatchObject({ uid: 'validation_status_on_hold' });
+    // Newer than the stored copy, so the upsert takes it.
+    expect(Date.parse(subs[0]!.updatedAt)).toBeGreaterThanOrEqual(t0);
   });
 
   it('re-fetches in chunks of at most 200 ids', async () => {

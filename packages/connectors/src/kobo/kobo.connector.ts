@@ -41,6 +41,12 @@ function lastIdOf(cursor: Cursor | null): number | null {
   return n;
 }
 
+/** The validation status a record carries (`{}` when none), as the stored probe reads it. */
+function validationUid(r: KoboRecord): string | null {
+  const v = r._validation_status;
+  return v && typeof v === 'object' && typeof (v as { uid?: unknown }).uid === 'string' ? (v as { uid: string }).uid : null;
+}
+
 /**
  * KoboToolbox (kpi v2 data API). Every walk is keyset on `_id` — `_id > N`
  * sorted by `_id` — and never follows `next` or offsets: offset paging skips
@@ -50,6 +56,8 @@ function lastIdOf(cursor: Cursor | null): number | null {
 export class KoboConnector implements SourceConnector {
   readonly kind = 'kobo';
   readonly sourceId: string;
+  /** A reviewer's validation status changes no version: the sweep compares it too. */
+  readonly sweepProbe = ['_validation_status', 'uid'];
   private readonly http: Got;
   private readonly logger?: Logger;
   private readonly limit: number;
@@ -96,8 +104,8 @@ export class KoboConnector implements SourceConnector {
 
   /**
    * Edits and deletions, which no Kobo field reveals: walks every `_id` with its
-   * instanceID, re-fetches the records whose version we do not hold (edited,
-   * stored as deleted, or never stored — a missed webhook below the cursor), and
+   * instanceID and validation status, re-fetches the records whose version or
+   * validation status we do not hold (edited, reviewed, stored as deleted, or never stored — a missed webhook below the cursor), and
    * after a complete walk emits tombstones for stored keys the source no longer
    * has (Kobo deletes are hard). A walk that fails part-way throws before any
    * tombstone, so a partial listing never deletes anything.
@@ -107,7 +115,7 @@ export class KoboConnector implements SourceConnector {
     let checked = 0;
     let total: number | undefined;
     let refetched = 0;
-    for await (const page of this.walk(formId, { after: 0, fields: ['_id', 'meta/instanceID'], signal: opts.signal })) {
+    for await (const page of this.walk(formId, { after: 0, fields: ['_id', 'meta/instanceID', '_validation_status'], signal: opts.signal })) {
       total ??= page.count;
       const stale: number[] = [];
       for (const r of page.records) {
@@ -116,7 +124,7 @@ export class KoboConnector implements SourceConnector {
         // Rows keyed by rootUuid/instanceID (webhook subsets without `_id`) still exist: never tombstone them.
         for (const alt of [r['meta/rootUuid'], r['meta/instanceID']]) if (typeof alt === 'string') seen.add(alt);
         const s = stored.get(key);
-        if (!s || s.deleted || s.version !== koboVersion(r)) stale.push(r._id);
+        if (!s || s.deleted || s.version !== koboVersion(r) || (s.probe !== undefined && s.probe !== validationUid(r))) stale.push(r._id);
       }
       checked += page.records.length;
       const submissions = await this.refetch(formId, stale, opts.signal);

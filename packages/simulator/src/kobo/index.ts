@@ -54,6 +54,8 @@ export interface KoboSimulator {
   reveal(assetUid: string, ids?: number[]): KoboRecord[];
   /** Edits a submission (default: a corrected age and a comment; `null` removes an answer). Returns the new version. */
   editSubmission(assetUid: string, id: number, answers?: KoboAnswers): KoboRecord;
+  /** Sets or clears a submission's validation status (no new version, no timestamp). Returns the record. */
+  validateSubmission(assetUid: string, id: number, status: 'validation_status_approved' | 'validation_status_not_approved' | 'validation_status_on_hold' | null): KoboRecord;
   /** Hard-deletes a submission; false if there was none. */
   deleteSubmission(assetUid: string, id: number): boolean;
   /** Current visible records, `_id` ascending (copies). */
@@ -133,6 +135,7 @@ export async function startKoboSimulator(opts: KoboSimulatorOptions = {}): Promi
       return recs;
     },
     editSubmission: (uid, id, answers) => store.edit(uid, id, answers),
+    validateSubmission: (uid, id, status) => store.validate(uid, id, status),
     deleteSubmission: (uid, id) => store.delete(uid, id),
     records: (uid) => structuredClone(store.visible(uid)),
     record: (uid, id) => {

@@ -152,6 +152,19 @@ export class KoboStore {
     return structuredClone(rec);
   }
 
+  /**
+   * Sets (or with null clears) a record's validation status, as a reviewer does
+   * in the Kobo UI: `_validation_status` changes, nothing else — not the
+   * instanceID, not a timestamp.
+   */
+  validate(uid: string, id: number, status: 'validation_status_approved' | 'validation_status_not_approved' | 'validation_status_on_hold' | null): KoboRecord {
+    const cur = this.get(uid).records.get(id);
+    if (!cur) throw new Error(`no record ${id} in ${uid}`);
+    const labels = { validation_status_approved: 'Approved', validation_status_not_approved: 'Not approved', validation_status_on_hold: 'On hold' };
+    cur._validation_status = status ? { timestamp: Math.floor(Date.now() / 1000), uid: status, by_whom: 'supervisor', label: labels[status] } : {};
+    return structuredClone(cur);
+  }
+
   /** Hard delete: the record vanishes, no tombstone. */
   delete(uid: string, id: number): boolean {
     const a = this.get(uid);
