@@ -67,6 +67,21 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
     expect(r.deletedAt).toBeNull();
   });
 
+  it('the API copy of a version replaces a webhook copy of it (a field subset), never the other way round', async () => {
+    const subset = base({ formId: 'subset', via: 'webhook', data: { _id: 1, q: 'first' } });
+    const full = base({ formId: 'subset', via: 'poll', observedAt: '2026-11-01T11:00:00.000Z', data: { _id: 1, q: 'first', other: 'answer', _attachments: [{ filename: 'a.jpg' }] } });
+    await upsertSubmissions(t.db, [subset]);
+    await upsertSubmissions(t.db, [full]);
+    let r = await row('1', 'subset');
+    expect(r.data).toEqual(full.data);
+    expect(r.via).toBe('poll');
+    const afterPoll = r;
+    await upsertSubmissions(t.db, [{ ...subset, observedAt: '2026-11-01T12:00:00.000Z' }]); // a late webhook retry
+    await upsertSubmissions(t.db, [{ ...full, via: 'sweep', deleted: true, data: {}, observedAt: '2026-11-01T09:00:00.000Z' }]); // a stale tombstone
+    r = await row('1', 'subset');
+    expect(r).toEqual(afterPoll);
+  });
+
   it('stored versions can carry one value read from the stored JSON', async () => {
     await upsertSubmissions(t.db, [
       base({ formId: 'probe', key: 'a', data: { _validation_status: { uid: 'validation_status_approved', label: 'Approved' } } }),

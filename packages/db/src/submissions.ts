@@ -11,10 +11,14 @@ const COLS = ['sourceId', 'formId', 'key', 'version', 'updatedAt', 'submittedAt'
  * Newest wins, in SQL, per row:
  *  newer — the incoming version is later by (updatedAt, version) and actually differs
  *          (another version, or the same version with changed data, e.g. an ODK review);
+ *          or it is the same version read from the source's API where the stored copy
+ *          came from a webhook (a REST Service field subset, attachments not yet saved):
+ *          the API's copy is the complete one;
  *  flip  — the deletion state differs and was observed no earlier than the stored one.
  * A re-delivery of the stored version matches neither and leaves the row untouched.
  */
-const PG_NEWER = `((EXCLUDED."updatedAt", EXCLUDED."version") > (s."updatedAt", s."version") AND (EXCLUDED."version" <> s."version" OR EXCLUDED."data" IS DISTINCT FROM s."data"))`;
+const PG_NEWER = `(((EXCLUDED."updatedAt", EXCLUDED."version") > (s."updatedAt", s."version") AND (EXCLUDED."version" <> s."version" OR EXCLUDED."data" IS DISTINCT FROM s."data"))
+  OR ((EXCLUDED."updatedAt", EXCLUDED."version") = (s."updatedAt", s."version") AND s."via" = 'webhook' AND EXCLUDED."via" <> 'webhook' AND NOT EXCLUDED."deleted" AND EXCLUDED."data" IS DISTINCT FROM s."data"))`;
 const PG_FLIP = `(EXCLUDED."deleted" <> s."deleted" AND EXCLUDED."stateSeenAt" >= s."stateSeenAt")`;
 
 function pgUpsert(rows: number): string {
@@ -37,7 +41,8 @@ WHERE ${PG_NEWER} OR ${PG_FLIP}`;
  * columns already assigned, so both conditions are computed once, first, into session
  * variables, and every later assignment reads them.
  */
-const MY_NEWER = `((VALUES(\`updatedAt\`), VALUES(\`version\`)) > (\`updatedAt\`, \`version\`) AND (VALUES(\`version\`) <> \`version\` OR VALUES(\`data\`) <> \`data\`))`;
+const MY_NEWER = `(((VALUES(\`updatedAt\`), VALUES(\`version\`)) > (\`updatedAt\`, \`version\`) AND (VALUES(\`version\`) <> \`version\` OR VALUES(\`data\`) <> \`data\`))
+  OR ((VALUES(\`updatedAt\`), VALUES(\`version\`)) = (\`updatedAt\`, \`version\`) AND \`via\` = 'webhook' AND VALUES(\`via\`) <> 'webhook' AND NOT VALUES(\`deleted\`) AND VALUES(\`data\`) <> \`data\`))`;
 const MY_FLIP = `(VALUES(\`deleted\`) <> \`deleted\` AND VALUES(\`stateSeenAt\`) >= \`stateSeenAt\`)`;
 
 function mysqlUpsert(rows: number): string {
