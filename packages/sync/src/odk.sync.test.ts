@@ -165,12 +165,12 @@ describe.each<Dialect>(['postgresql', 'mysql'])('ODK Central sync on %s', (diale
   });
 });
 
-describe('a whole-project ODK source', () => {
+describe.each<Dialect>(['postgresql', 'mysql'])('a whole-project ODK source on %s', (dialect) => {
   let h: Harness;
   let odk: OdkSimulator;
 
   beforeAll(async () => {
-    h = await openHarness('postgresql');
+    h = await openHarness(dialect);
     odk = await startOdkSimulator({ seed: 4, submissions: 20 });
   });
   afterAll(async () => {
