@@ -6,7 +6,7 @@ import { createMetrics } from './metrics.ts';
 const { env, config, log, settings } = bootstrap('ingress');
 const redis = createRedis(settings.redisUrl, 'producer');
 redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-const queues = createQueues(settings, redis);
+const queues = createQueues(settings, redis, (err) => log.warn({ err: err.message }, 'queue error'));
 const admin = env.ADMIN_USER && env.ADMIN_PASSWORD ? { user: env.ADMIN_USER, password: env.ADMIN_PASSWORD } : undefined;
 if (!admin) log.warn('ADMIN_USER/ADMIN_PASSWORD not set: the /admin dashboard is off');
 

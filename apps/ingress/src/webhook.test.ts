@@ -206,6 +206,24 @@ describe('webhook refusals', () => {
     expect(ok.text).toMatch(/<html/i);
   });
 
+  it('Redis down: a webhook gets 503 with Retry-After (Kobo retries 503), readiness fails, nothing is claimed', async () => {
+    const deadSettings = { redisUrl: 'redis://127.0.0.1:1', prefix: settings.prefix };
+    const dead = createRedis(deadSettings.redisUrl, 'producer', { retryStrategy: () => null });
+    dead.on('error', () => {});
+    const deadQueues = createQueues(deadSettings, dead, () => {});
+    const offline = createIngressApp({ config: config(), queues: deadQueues, redis: dead, log, metrics: createMetrics() });
+    try {
+      const res = await request(offline).post('/webhooks/kobo-test').set('authorization', auth).send(small());
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('30');
+      expect(res.body.error).toBe('queue_unavailable');
+      expect((await request(offline).get('/readyz')).status).toBe(503);
+    } finally {
+      await deadQueues.close().catch(() => {});
+      dead.disconnect();
+    }
+  });
+
   it('the dashboard is off without credentials configured', async () => {
     const noAdmin = createIngressApp({ config: config(), queues, redis, log, metrics: createMetrics() });
     expect((await request(noAdmin).get('/admin')).status).toBe(404);

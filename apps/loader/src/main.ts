@@ -10,7 +10,7 @@ if (m.applied.length) log.info({ applied: m.applied }, 'migrations applied');
 
 const db = openDatabase(env.DATABASE_URL, { poolSize: config.ingest.concurrency + 2 });
 const redis = createRedis(settings.redisUrl, 'worker');
-const queues = createQueues(settings, redis);
+const queues = createQueues(settings, redis, (err) => log.warn({ err: err.message }, 'queue error'));
 const worker = startIngestWorker({ settings, db, queues, log, concurrency: config.ingest.concurrency });
 log.info({ concurrency: config.ingest.concurrency }, 'loader consuming ingest');
 

@@ -6,7 +6,7 @@ const { env, config, log, settings } = bootstrap('poller');
 await migrate(env.DATABASE_URL);
 const db = openDatabase(env.DATABASE_URL, { poolSize: 4 });
 const redis = createRedis(settings.redisUrl, 'worker');
-const queues = createQueues(settings, redis);
+const queues = createQueues(settings, redis, (err) => log.warn({ err: err.message }, 'queue error'));
 
 const schedulers = await syncSchedules(queues.poll, config);
 log.info({ schedulers }, 'job schedulers registered');

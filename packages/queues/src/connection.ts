@@ -28,9 +28,16 @@ export function createRedis(url: string, role: 'worker' | 'producer', extra: Red
 
 export type Queues = Record<keyof typeof QUEUE, Queue> & { close(): Promise<void> };
 
-/** One Queue object per catalog queue, sharing one connection. */
-export function createQueues(settings: QueueSettings, connection: Redis): Queues {
-  const make = (name: QueueName) => new Queue(name, { connection, prefix: settings.prefix });
+/**
+ * One Queue object per catalog queue, sharing one connection. `onError` gets
+ * connection errors (a Queue without a listener prints them raw to stderr).
+ */
+export function createQueues(settings: QueueSettings, connection: Redis, onError?: (err: Error) => void): Queues {
+  const make = (name: QueueName) => {
+    const q = new Queue(name, { connection, prefix: settings.prefix });
+    if (onError) q.on('error', onError);
+    return q;
+  };
   const queues = { poll: make(QUEUE.poll), ingest: make(QUEUE.ingest), deadLetter: make(QUEUE.deadLetter) };
   return {
     ...queues,
