@@ -48,11 +48,21 @@ async function freePort(preferred: number): Promise<number> {
 
 /** Set when an app dies: every wait then stops at once instead of timing out. */
 let crashed: string | null = null;
+/** Set once we (or Ctrl-C, which reaches the apps too) are stopping: app exits are expected then. */
+let stopping = false;
+const interrupted = new Promise<void>((resolve) => {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      stopping = true;
+      resolve();
+    });
+});
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
     if (crashed) throw new Error(crashed);
+    if (stopping) throw new Error('interrupted');
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(250);
   }
@@ -150,7 +160,6 @@ ingest:
     });
     children.push({ name, proc });
   }
-  let stopping = false;
   const stopAll = async () => {
     stopping = true;
     await Promise.all(
@@ -248,10 +257,7 @@ ingest:
 
   if (args['keep-running'] && !process.exitCode) {
     say('\nKeeping everything running; Ctrl-C stops it.');
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    await interrupted;
   }
   say('\nstopping (SIGTERM to each app):');
   await stopAll();
