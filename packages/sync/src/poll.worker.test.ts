@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type FieldsyncConfig } from '@fieldsync/config';
-import { schedulerId } from '@fieldsync/queues';
+import { schedulerId, PollForm } from '@fieldsync/queues';
 import { startKoboSimulator, type KoboSimulator } from '@fieldsync/simulator';
 import { syncSchedules, scheduleDiscoveredForms } from './schedules.ts';
 import { openHarness, until, type Harness } from './testing.ts';
@@ -53,5 +53,37 @@ describe('scheduled polls', () => {
     expect(await waitRows(607)).toBe(607);
     const runs = await h.db.prisma.syncRun.findMany({ where: { outcome: 'ok' } });
     expect(new Set(runs.map((r) => r.formId))).toEqual(new Set(kobo.assetUids));
+  });
+});
+
+describe('poller shutdown', () => {
+  let h: Harness;
+  let kobo: KoboSimulator;
+  let config: FieldsyncConfig;
+
+  beforeAll(async () => {
+    h = await openHarness('postgresql');
+    kobo = await startKoboSimulator({ submissions: 10, seed: 6 });
+    config = parseConfig(JSON.stringify({ sources: [{ id: 'kobo', kind: 'kobo', baseUrl: kobo.url, token: '${K}', forms: kobo.assetUids }] }), 'test.json', { K: kobo.token });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await kobo?.close();
+  });
+
+  it('closing the poller aborts a poll stuck retrying a failing source, without moving its cursor', async () => {
+    const [form] = kobo.assetUids;
+    const cursorBefore = await h.db.prisma.syncState.findUnique({ where: { sourceId_formId: { sourceId: 'kobo', formId: form! } } });
+    kobo.failNext(...Array.from({ length: 10 }, () => ({ status: 503, retryAfterS: 60 })));
+    const poller = h.startPoller(config);
+    await h.queues.poll.add(PollForm.name, { sourceId: 'kobo', formId: form!, mode: 'poll' }, { attempts: 1 });
+    await until(async () => kobo.requests.filter((r) => r.status === 503).length, (n) => n > 0, 10_000);
+    const t0 = Date.now();
+    await poller.close();
+    expect(Date.now() - t0).toBeLessThan(5_000); // not the 60 s Retry-After
+    const after = await h.db.prisma.syncState.findUnique({ where: { sourceId_formId: { sourceId: 'kobo', formId: form! } } });
+    expect(after?.cursor).toEqual(cursorBefore?.cursor);
+    const failed = await h.db.prisma.syncRun.findFirst({ where: { formId: form!, outcome: 'failed' }, orderBy: { id: 'desc' } });
+    expect(failed?.error).toMatch(/abort|shutting down/i);
   });
 });

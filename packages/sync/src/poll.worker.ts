@@ -20,11 +20,15 @@ export function startPollWorker(deps: WorkerDeps & { config: FieldsyncConfig; co
     if (!s) throw new Error(`unknown source "${sourceId}" (not in the config any more?)`);
     return s;
   };
-  const processor = async (job: Job) => {
+  // Closing the worker aborts polls in flight: a source that is down could keep a poll
+  // retrying for minutes, and an aborted poll loses nothing (its cursor has not moved).
+  const closing = new AbortController();
+  const processor = async (job: Job, _token?: string, cancelled?: AbortSignal) => {
+    const signal = cancelled ? AbortSignal.any([closing.signal, cancelled]) : closing.signal;
     if (job.name === DiscoverForms.name) {
       const { sourceId } = DiscoverForms.payload.parse(job.data) as DiscoverFormsData;
       const { source, connector } = lookup(sourceId);
-      const forms = await connector.listForms();
+      const forms = await connector.listForms(signal);
       await scheduleDiscoveredForms(deps.queues.poll, source, forms);
       return { forms };
     }
@@ -35,7 +39,7 @@ export function startPollWorker(deps: WorkerDeps & { config: FieldsyncConfig; co
         db: deps.db, queues: deps.queues, log: deps.log, batchSize: source.batchSize,
         ingestOptions: ingestJobOptions(deps.config.ingest),
       },
-      { connector, formId, mode, onProgress: (p) => void job.updateProgress({ ...p }) },
+      { connector, formId, mode, signal, onProgress: (p) => void job.updateProgress({ ...p }) },
     );
     return { fetched: summary.fetched, enqueued: summary.enqueued, cursor: summary.cursor };
   };
@@ -45,6 +49,7 @@ export function startPollWorker(deps: WorkerDeps & { config: FieldsyncConfig; co
     concurrency: deps.concurrency ?? 2,
     lockDuration: 120_000,
   });
+  worker.on('closing', () => closing.abort(new Error('poller shutting down')));
   worker.on('error', (err) => deps.log.error({ err }, 'poll worker error'));
   worker.on('failed', (job, err) => deps.log.warn({ jobId: job?.id, name: job?.name, err: err.message }, 'poll job failed'));
   return worker;
