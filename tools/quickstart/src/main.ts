@@ -249,8 +249,13 @@ ingest:
     );
     say(`Config: ${path.relative(ROOT, configFile)}   Logs: .demo/logs/`);
   } catch (err) {
-    console.error(`demo failed: ${(err as Error).message} — see .demo/logs/`);
-    process.exitCode = 1;
+    if (stopping && !crashed) {
+      say('\ninterrupted');
+      process.exitCode = 130;
+    } else {
+      console.error(`demo failed: ${(err as Error).message} — see .demo/logs/`);
+      process.exitCode = 1;
+    }
   } finally {
     await db.close();
   }
