@@ -85,7 +85,7 @@ describe('a valid configuration', () => {
       id: 'odk', kind: 'odk', baseUrl: 'https://central.example.org', projectId: 1, forms: '*',
       auth: { session: { email: 'bot@example.org', password: 'odk-pw' } },
       poll: { cron: '*/2 * * * *', tz: 'Africa/Nairobi' },
-      sweep: { every: 3_600_000 }, pageSize: 1000, batchSize: 500, http: HTTP_DEFAULTS,
+      sweep: { every: 3_600_000 }, pageSize: 1000, batchSize: 500, overlapMs: 2_000, http: HTTP_DEFAULTS, // defaults
     });
     expect(parsed.ingest).toEqual({ attempts: 8, backoffMs: 2_000, concurrency: 4 });
   });

@@ -105,6 +105,12 @@ export const OdkSource = z
     ...SourceBase,
     kind: z.literal('odk'),
     projectId: z.number().int().positive(),
+    /**
+     * Re-read this much before the cursor: Central stamps a submission when its
+     * transaction starts, so one that commits just after we read can carry an
+     * earlier time. Re-reads are idempotent.
+     */
+    overlapMs: z.number().int().min(0).max(3_600_000).default(2_000),
     /** xmlFormIds, or "*" for every form of the project (new forms picked up as published). */
     forms: z.union([z.array(z.string().min(1)).min(1), z.literal('*')]),
     auth: z.union([

@@ -26,6 +26,8 @@ function connector(o: Partial<OdkSourceConfig> = {}): OdkConnector {
     kind: 'odk',
     baseUrl: sim.url,
     projectId: 1,
+    // These tests pin the exact boundary; the re-read window has its own test.
+    overlapMs: 0,
     forms: [FORM],
     auth: { session: { email: sim.email, password: sim.password } },
     pageSize: 1000,
@@ -121,6 +123,23 @@ describe('OdkConnector.pull', () => {
     const nextKeys = keysOf(next);
     expect(nextKeys).toEqual(expect.arrayContaining([during, ...tied, onPage3]));
     expect(new Set(nextKeys).size).toBe(nextKeys.length);
+  });
+
+  it('overlapMs re-reads a submission that committed late with a stamp before the cursor', async () => {
+    let now = Date.parse('2026-06-01T08:00:00.000Z');
+    await start({ now: () => now });
+    sim.seedSubmissions(FORM, 10);
+    const pull = async (c: OdkConnector, cursor: PullPage['cursor'] | null) => collect(c.pull(FORM, cursor ?? null, { via: 'poll' }));
+    const exact = connector();
+    const windowed = connector({ overlapMs: 2_000 });
+    const cursor = (await pull(exact, null)).at(-1)!.cursor!;
+    now += 5_000;
+    // Its transaction started 1.5 s before the cursor's time and committed only now.
+    const late = sim.createSubmission(FORM, { at: Date.parse(cursor.since as string) - 1_500 });
+    expect(keysOf(subsOf(await pull(exact, cursor)))).not.toContain(late);
+    const again = await pull(windowed, cursor);
+    expect(keysOf(subsOf(again))).toContain(late);
+    expect(again.at(-1)!.cursor).toEqual(cursor); // the window never moves the cursor back
   });
 
   it('brings an edit (same key, new version and data) and a review-state change', async () => {

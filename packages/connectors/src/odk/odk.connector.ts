@@ -98,13 +98,15 @@ export class OdkConnector implements SourceConnector {
    */
   async *pull(formId: string, cursor: Cursor | null, opts: PullOptions): AsyncGenerator<PullPage> {
     const since = parseOdkCursor(cursor);
+    // Filters start `overlapMs` before the cursor (late commits); the cursor itself never moves back.
+    const from = since === null ? null : new Date(Date.parse(since) - this.source.overlapMs).toISOString();
     const ctx = (page: FeedPage) => ({ sourceId: this.sourceId, formId, via: opts.via, observedAt: page.observedAt });
     let next = since;
     let total: number | undefined;
     let first = true;
 
     const changed = this.feed(formId, {
-      $filter: since === null ? undefined : `__system/submissionDate ge ${since} or __system/updatedAt ge ${since}`,
+      $filter: from === null ? undefined : `__system/submissionDate ge ${from} or __system/updatedAt ge ${from}`,
       $expand: '*',
       $top: String(this.source.pageSize),
       $count: 'true',
@@ -123,7 +125,7 @@ export class OdkConnector implements SourceConnector {
     }
     if (since === null) return;
 
-    const deleted = this.feed(formId, { $filter: `__system/deletedAt ge ${since}`, $expand: '*', $top: String(this.source.pageSize), $count: 'true' }, opts.signal);
+    const deleted = this.feed(formId, { $filter: `__system/deletedAt ge ${from}`, $expand: '*', $top: String(this.source.pageSize), $count: 'true' }, opts.signal);
     const gone = new Set<string>();
     for await (const page of deleted) {
       const submissions = unique(page.rows, gone, (r) => toCanonical(r, ctx(page)));
