@@ -101,8 +101,9 @@ async function main() {
 
   const kobo = await startKoboSimulator({ token: secrets.DEMO_KOBO_TOKEN, submissions: KOBO_COUNT, seed: 7 });
   const [asset] = kobo.assetUids as [string];
-  const odk = await startOdkSimulator({ email: 'demo@example.org', password: secrets.DEMO_ODK_PASSWORD, seed: 7, submissions: ODK_COUNT });
+  const odk = await startOdkSimulator({ email: 'demo@example.org', password: secrets.DEMO_ODK_PASSWORD, seed: 7 });
   const odkForm = HOUSEHOLD_FORM.xmlFormId;
+  odk.seedSubmissions(odkForm, ODK_COUNT, { stepMs: 60_000 }); // one a minute, up to now
   say(`simulators: KoboToolbox ${kobo.url} (asset ${asset}, ${KOBO_COUNT} submissions), ODK Central ${odk.url} (form ${odkForm}, ${ODK_COUNT})`);
 
   const configFile = path.join(WORK, 'fieldsync.config.yaml');
