@@ -61,7 +61,7 @@ export const HttpPolicy = z
     retries: z.number().int().min(0).max(20).default(5),
     /** First backoff delay; doubles each attempt, with jitter. */
     backoffMs: z.number().int().positive().default(1_000),
-    /** Upper bound for any single wait, including a server's Retry-After. */
+    /** Upper bound for one backoff wait. A server's Retry-After is obeyed as given, up to 10 minutes (longer fails the request). */
     maxBackoffMs: z.number().int().positive().default(60_000),
   })
   .strict();

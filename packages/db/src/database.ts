@@ -64,9 +64,31 @@ function mysqlSql(conn: mariadb.Pool | mariadb.PoolConnection): Sql {
   };
 }
 
+/**
+ * TLS from the URL, in the spellings users bring from other tools:
+ * `ssl=true`, `sslmode=require|verify-ca|verify-full|disable`, Prisma's
+ * `sslaccept=strict|accept_invalid_certs`. Any other parameter is refused
+ * rather than silently ignored (a dropped `ssl` would mean cleartext).
+ */
+function mysqlTls(u: URL): mariadb.PoolConfig['ssl'] {
+  const known = new Set(['ssl', 'sslmode', 'sslaccept']);
+  const unknown = [...u.searchParams.keys()].filter((k) => !known.has(k));
+  if (unknown.length) throw new Error(`DATABASE_URL: unsupported parameter(s) ${unknown.join(', ')} (supported: ssl, sslmode, sslaccept)`);
+  const ssl = u.searchParams.get('ssl');
+  const mode = u.searchParams.get('sslmode');
+  const accept = u.searchParams.get('sslaccept');
+  if (mode === 'disable' || ssl === 'false') return undefined;
+  if (ssl === null && mode === null && accept === null) return undefined;
+  if (mode !== null && !['require', 'verify-ca', 'verify-full'].includes(mode)) throw new Error(`DATABASE_URL: sslmode=${mode} is not supported (use disable, require, verify-ca or verify-full)`);
+  if (accept !== null && !['strict', 'accept_invalid_certs'].includes(accept)) throw new Error(`DATABASE_URL: sslaccept=${accept} is not supported (use strict or accept_invalid_certs)`);
+  // `require` encrypts without checking the certificate, as in libpq.
+  return { rejectUnauthorized: !(accept === 'accept_invalid_certs' || mode === 'require') };
+}
+
 export function mysqlConfig(url: string, opts: OpenOptions = {}): mariadb.PoolConfig {
   const u = new URL(url);
   return {
+    ssl: mysqlTls(u),
     host: u.hostname,
     port: Number(u.port || 3306),
     user: decodeURIComponent(u.username),

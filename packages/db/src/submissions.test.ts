@@ -95,6 +95,22 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
     await expect(storedVersions(t.db, 'kobo', 'probe', { probe: ["x') OR 1=1 --"] })).rejects.toThrow(/invalid probe path/);
   });
 
+  it('a batch larger than the server accepts in one statement still loads (cut by bytes)', async () => {
+    // 500 records of 40 kB: 20 MB, over MariaDB's default 16 MB max_allowed_packet.
+    const big = Array.from({ length: 500 }, (_, i) => base({ formId: 'bytes', key: String(i), data: { i, notes: 'x'.repeat(40_000) } }));
+    await upsertSubmissions(t.db, big);
+    expect(await t.db.prisma.submission.count({ where: { formId: 'bytes' } })).toBe(500);
+  });
+
+  it('form ids and keys that differ only in case or accents are different', async () => {
+    const ids = ['household', 'Household', 'enquête', 'enquete'];
+    for (const formId of ids) await upsertSubmissions(t.db, [base({ formId, key: 'K', data: { formId } }), base({ formId, key: 'k', data: { formId } })]);
+    for (const formId of ids) {
+      const rows = await t.db.prisma.submission.findMany({ where: { sourceId: 'kobo', formId } });
+      expect(rows.map((r) => [r.formId, r.key]).sort()).toEqual([[formId, 'K'], [formId, 'k']]);
+    }
+  });
+
   it('loads a large batch in chunks and reports stored versions', async () => {
     const batch = Array.from({ length: 2500 }, (_, i) => base({ formId: 'big', key: String(i), version: `v${i}`, data: { i } }));
     await upsertSubmissions(t.db, batch);

@@ -2,8 +2,14 @@ import { newestPerKey, type CanonicalSubmission } from '@fieldsync/model';
 import type { Database, Sql } from './database.ts';
 import type { Dialect } from './dialect.ts';
 
-/** Rows per INSERT statement: well under PostgreSQL's 65,535 parameters and MySQL's packet limit. */
+/** Rows per INSERT statement: well under PostgreSQL's 65,535 parameters. */
 export const UPSERT_CHUNK = 1000;
+/**
+ * JSON bytes per INSERT statement: MySQL refuses a statement larger than
+ * max_allowed_packet (16 MiB by default on MariaDB), and forms with big repeats
+ * can reach tens of kB per record.
+ */
+export const UPSERT_MAX_BYTES = 4 * 1024 * 1024;
 
 const COLS = ['sourceId', 'formId', 'key', 'version', 'updatedAt', 'submittedAt', 'deleted', 'deletedAt', 'stateSeenAt', 'data', 'via'] as const;
 
@@ -64,17 +70,23 @@ function mysqlTime(iso: string): string {
   return new Date(iso).toISOString().replace('T', ' ').replace('Z', '');
 }
 
-function params(dialect: Dialect, batch: CanonicalSubmission[]): unknown[] {
+/** A row ready to send: the record and its JSON, serialized once. */
+interface Encoded {
+  s: CanonicalSubmission;
+  json: string;
+}
+
+function params(dialect: Dialect, batch: Encoded[]): unknown[] {
   const t = dialect === 'postgresql' ? (iso: string) => iso : mysqlTime;
   const out: unknown[] = [];
-  for (const s of batch) {
+  for (const { s, json } of batch) {
     out.push(
       s.sourceId, s.formId, s.key, s.version,
       t(s.updatedAt), t(s.submittedAt),
       s.deleted,
       s.deleted ? t(s.deletedAt ?? s.observedAt) : null,
       t(s.observedAt),
-      JSON.stringify(s.data),
+      json,
       s.via,
     );
   }
@@ -87,11 +99,22 @@ function params(dialect: Dialect, batch: CanonicalSubmission[]): unknown[] {
  */
 export async function upsertSubmissions(db: Database, batch: CanonicalSubmission[], sql: Sql = db.sql): Promise<void> {
   const rows = newestPerKey(batch);
-  for (let i = 0; i < rows.length; i += UPSERT_CHUNK) {
-    const chunk = rows.slice(i, i + UPSERT_CHUNK);
+  let chunk: Encoded[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (chunk.length === 0) return;
     const text = db.dialect === 'postgresql' ? pgUpsert(chunk.length) : mysqlUpsert(chunk.length);
     await sql.execute(text, params(db.dialect, chunk));
+    chunk = [];
+    bytes = 0;
+  };
+  for (const s of rows) {
+    const json = JSON.stringify(s.data);
+    if (chunk.length >= UPSERT_CHUNK || (chunk.length > 0 && bytes + json.length > UPSERT_MAX_BYTES)) await flush();
+    chunk.push({ s, json });
+    bytes += json.length;
   }
+  await flush();
 }
 
 export interface StoredVersion {

@@ -11,8 +11,18 @@ function sqlState(err: unknown): string | undefined {
   return undefined;
 }
 
-/** SQLSTATE class 22 (data exception) or 23 (integrity constraint violation). */
+/**
+ * MySQL's "packet too large" (1153, 1301) comes as a fatal connection error with
+ * SQLSTATE 08S01, but it is the statement's size: smaller pieces will go through.
+ */
+function isTooLarge(err: unknown): boolean {
+  const e = err as { errno?: unknown; code?: unknown } | null;
+  return !!e && typeof e === 'object' && (e.errno === 1153 || e.errno === 1301 || e.code === 'ER_NET_PACKET_TOO_LARGE');
+}
+
+/** SQLSTATE class 22 (data exception) or 23 (integrity constraint violation), or a statement too large. */
 export function isDataError(err: unknown): boolean {
+  if (isTooLarge(err)) return true;
   const s = sqlState(err);
   return s !== undefined && (s.startsWith('22') || s.startsWith('23'));
 }
@@ -22,7 +32,7 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EP
 /** The database could not be reached or dropped us: nothing is wrong with the batch. */
 export function isUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; errno?: unknown; fatal?: unknown; message?: unknown } | null;
-  if (!e || typeof e !== 'object') return false;
+  if (!e || typeof e !== 'object' || isTooLarge(err)) return false;
   if (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) return true;
   const s = sqlState(err);
   // 08: connection exception; 57P01-03: admin shutdown / crash / cannot connect now; 53: insufficient resources.

@@ -11,9 +11,8 @@ import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
 import { createQueues, createRedis, type Queues, type QueueSettings } from '@fieldsync/queues';
 import { testQueueSettings, dropQueuePrefix } from '@fieldsync/queues/testing';
 import { createLogger, type Logger } from '@fieldsync/logger';
-import { startIngestWorker } from './ingest.worker.ts';
+import { startIngestWorker, type IngestWorkerOptions } from './ingest.worker.ts';
 import { startPollWorker } from './poll.worker.ts';
-import type { IngestDeps } from './ingest.processor.ts';
 
 /** Silent unless TEST_LOG=debug (or another level) is set. */
 export const testLog: Logger = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
@@ -26,7 +25,7 @@ export interface Harness {
   queues: Queues;
   log: Logger;
   /** Starts a loader (ingest worker); `db` lets a test put something between it and the database. */
-  startLoader(o?: { db?: Database; concurrency?: number; outage?: IngestDeps['outage'] }): Worker;
+  startLoader(o?: IngestWorkerOptions & { db?: Database }): Worker;
   startPoller(config: FieldsyncConfig): Worker;
   close(): Promise<void>;
 }
@@ -40,7 +39,7 @@ export async function openHarness(dialect: Dialect = 'postgresql'): Promise<Harn
   const started = (w: Worker) => (workers.push(w), w);
   return {
     t, db: t.db, settings, redis, queues, log: testLog,
-    startLoader: (o = {}) => started(startIngestWorker({ settings, db: o.db ?? t.db, queues, log: testLog, concurrency: o.concurrency ?? 2, outage: o.outage })),
+    startLoader: (o = {}) => started(startIngestWorker({ concurrency: 2, ...o, settings, db: o.db ?? t.db, queues, log: testLog })),
     startPoller: (config) => started(startPollWorker({ settings, db: t.db, queues, log: testLog, config })),
     async close() {
       await Promise.all(workers.map((w) => w.close()));

@@ -34,7 +34,7 @@ function connector(o: Partial<OdkSourceConfig> = {}): OdkConnector {
     batchSize: 500,
     poll: { every: 60_000 },
     sweep: { every: 3_600_000 },
-    // Small waits so retries are quick; Retry-After still wins (up to maxBackoffMs).
+    // Small waits so retries are quick; a Retry-After is still obeyed.
     http: { timeoutMs: 5_000, retries: 3, backoffMs: 10, maxBackoffMs: 3_000 },
     ...o,
   };

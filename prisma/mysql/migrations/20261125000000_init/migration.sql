@@ -1,10 +1,13 @@
+-- Identifiers (source, form, key, version) compare byte for byte, as on PostgreSQL:
+-- ODK xmlFormIds that differ only in case or accents are different forms.
+
 -- CreateTable
 CREATE TABLE `Submission` (
     `id` BIGINT NOT NULL AUTO_INCREMENT,
-    `sourceId` VARCHAR(64) NOT NULL,
-    `formId` VARCHAR(191) NOT NULL,
-    `key` VARCHAR(191) NOT NULL,
-    `version` VARCHAR(191) NOT NULL,
+    `sourceId` VARCHAR(64) COLLATE utf8mb4_bin NOT NULL,
+    `formId` VARCHAR(191) COLLATE utf8mb4_bin NOT NULL,
+    `key` VARCHAR(191) COLLATE utf8mb4_bin NOT NULL,
+    `version` VARCHAR(191) COLLATE utf8mb4_bin NOT NULL,
     `updatedAt` DATETIME(3) NOT NULL,
     `submittedAt` DATETIME(3) NOT NULL,
     `deleted` BOOLEAN NOT NULL DEFAULT false,
@@ -21,8 +24,8 @@ CREATE TABLE `Submission` (
 
 -- CreateTable
 CREATE TABLE `SyncState` (
-    `sourceId` VARCHAR(64) NOT NULL,
-    `formId` VARCHAR(191) NOT NULL,
+    `sourceId` VARCHAR(64) COLLATE utf8mb4_bin NOT NULL,
+    `formId` VARCHAR(191) COLLATE utf8mb4_bin NOT NULL,
     `cursor` JSON NULL,
     `lastRunAt` DATETIME(3) NULL,
     `updatedAt` DATETIME(3) NOT NULL,
@@ -33,8 +36,8 @@ CREATE TABLE `SyncState` (
 -- CreateTable
 CREATE TABLE `SyncRun` (
     `id` BIGINT NOT NULL AUTO_INCREMENT,
-    `sourceId` VARCHAR(64) NOT NULL,
-    `formId` VARCHAR(191) NOT NULL,
+    `sourceId` VARCHAR(64) COLLATE utf8mb4_bin NOT NULL,
+    `formId` VARCHAR(191) COLLATE utf8mb4_bin NOT NULL,
     `mode` VARCHAR(16) NOT NULL,
     `startedAt` DATETIME(3) NOT NULL,
     `finishedAt` DATETIME(3) NULL,
@@ -55,8 +58,8 @@ CREATE TABLE `DeadLetter` (
     `queue` VARCHAR(64) NOT NULL,
     `jobName` VARCHAR(64) NOT NULL,
     `jobId` VARCHAR(191) NULL,
-    `sourceId` VARCHAR(64) NULL,
-    `formId` VARCHAR(191) NULL,
+    `sourceId` VARCHAR(64) COLLATE utf8mb4_bin NULL,
+    `formId` VARCHAR(191) COLLATE utf8mb4_bin NULL,
     `payload` LONGTEXT NOT NULL,
     `error` TEXT NOT NULL,
     `attempts` INTEGER NOT NULL,
@@ -69,9 +72,9 @@ CREATE TABLE `DeadLetter` (
 
 -- CreateTable
 CREATE TABLE `FormSchema` (
-    `sourceId` VARCHAR(64) NOT NULL,
-    `formId` VARCHAR(191) NOT NULL,
-    `version` VARCHAR(191) NOT NULL,
+    `sourceId` VARCHAR(64) COLLATE utf8mb4_bin NOT NULL,
+    `formId` VARCHAR(191) COLLATE utf8mb4_bin NOT NULL,
+    `version` VARCHAR(191) COLLATE utf8mb4_bin NOT NULL,
     `definition` JSON NOT NULL,
     `fetchedAt` DATETIME(3) NOT NULL,
 
