@@ -6,12 +6,9 @@
  */
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { loadConfig, loadEnv } from '@fieldsync/config';
-import { openDatabase, migrate } from '@fieldsync/db';
-import { createRedis, createQueues, ingestJobOptions } from '@fieldsync/queues';
+import { ingestJobOptions } from '@fieldsync/queues';
 import { createConnector } from '@fieldsync/connectors';
-import { createLogger } from '@fieldsync/logger';
-import { runPoll, type PollMode } from '@fieldsync/sync';
+import { bootstrap, connect, runPoll, type PollMode } from '@fieldsync/sync';
 
 const { values } = parseArgs({
   options: {
@@ -27,23 +24,14 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-let env, config;
-try {
-  env = loadEnv();
-  config = loadConfig();
-} catch (err) {
-  fail((err as Error).message);
-}
+// On a terminal the progress bar speaks; logs only for trouble.
+const { env, config, log } = bootstrap('poller-cli', { level: process.stdout.isTTY ? 'warn' : undefined });
 const source = values.source ? config.sources.find((s) => s.id === values.source) : config.sources[0];
 if (!source) fail(`no source "${values.source}" in the config (have: ${config.sources.map((s) => s.id).join(', ')})`);
 if (values.initialize && values.sweep) fail('choose one of --initialize or --sweep');
 const mode: PollMode = values.initialize ? 'backfill' : values.sweep ? 'sweep' : 'poll';
 
-const log = createLogger('poller-cli', { level: process.stdout.isTTY ? 'warn' : env.LOG_LEVEL });
-await migrate(env.DATABASE_URL);
-const db = openDatabase(env.DATABASE_URL, { poolSize: 2 });
-const redis = createRedis(env.REDIS_URL, 'worker');
-const queues = createQueues({ redisUrl: env.REDIS_URL, prefix: env.FIELDSYNC_QUEUE_PREFIX }, redis);
+const { db, queues, close } = await connect(env, log, { poolSize: 2 });
 const connector = createConnector(source, { logger: log });
 let exitCode = 0;
 try {
@@ -71,8 +59,6 @@ try {
   console.error(`${mode} failed: ${(err as Error).message}`);
   exitCode = 1;
 } finally {
-  await queues.close();
-  await redis.quit();
-  await db.close();
+  await close();
 }
 process.exit(exitCode);

@@ -1,21 +1,14 @@
-import { openDatabase, migrate } from '@fieldsync/db';
-import { createRedis, createQueues } from '@fieldsync/queues';
-import { bootstrap, onShutdown, startPollWorker, syncSchedules } from '@fieldsync/sync';
+import { bootstrap, connect, onShutdown, startPollWorker, syncSchedules } from '@fieldsync/sync';
 
-const { env, config, log, settings } = bootstrap('poller');
-await migrate(env.DATABASE_URL);
-const db = openDatabase(env.DATABASE_URL, { poolSize: 4 });
-const redis = createRedis(settings.redisUrl, 'worker');
-const queues = createQueues(settings, redis, (err) => log.warn({ err: err.message }, 'queue error'));
+const { env, config, log } = bootstrap('poller');
+const c = await connect(env, log, { poolSize: 4 });
 
-const schedulers = await syncSchedules(queues.poll, config);
+const schedulers = await syncSchedules(c.queues.poll, config);
 log.info({ schedulers }, 'job schedulers registered');
-const worker = startPollWorker({ settings, db, queues, log, config });
+const worker = startPollWorker({ ...c, log, config });
 
 onShutdown(log, env.SHUTDOWN_TIMEOUT_S, [
-  // A poll in flight finishes; its cursor moves only after its batches are enqueued.
+  // Polls in flight are aborted; their cursors have not moved, so the next poll re-reads.
   () => worker.close(),
-  () => queues.close(),
-  () => redis.quit(),
-  () => db.close(),
+  () => c.close(),
 ]);

@@ -135,31 +135,37 @@ const PROBE_KEY = /^[A-Za-z0-9_./:-]{1,64}$/;
  * with the source's, for changes that keep the version (Kobo validation status).
  */
 export async function storedVersions(db: Database, sourceId: string, formId: string, opts: { probe?: string[] } = {}): Promise<Map<string, StoredVersion>> {
-  if (!opts.probe) {
-    const rows = await db.prisma.submission.findMany({
-      where: { sourceId, formId },
-      select: { key: true, version: true, updatedAt: true, submittedAt: true, deleted: true },
-    });
-    return new Map(rows.map((r) => [r.key, r]));
-  }
   const path = opts.probe;
-  if (path.length === 0 || !path.every((k) => PROBE_KEY.test(k))) throw new Error(`invalid probe path ${JSON.stringify(path)}`);
+  if (path && (path.length === 0 || !path.every((k) => PROBE_KEY.test(k)))) throw new Error(`invalid probe path ${JSON.stringify(path)}`);
   // The path travels as a parameter, never as SQL text.
   const rows =
     db.dialect === 'postgresql'
-      ? await db.sql.query<{ key: string; version: string; updatedAt: Date; submittedAt: Date; deleted: boolean; probe: string | null }>(
-          `SELECT "key", "version", "updatedAt", "submittedAt", "deleted", "data" #>> ?::text[] AS probe FROM "Submission" WHERE "sourceId" = ? AND "formId" = ?`,
-          [path, sourceId, formId],
+      ? await db.sql.query<StoredRow>(
+          `SELECT "key", "version", "updatedAt", "submittedAt", "deleted", ${path ? `"data" #>> ?::text[]` : 'NULL'} AS probe FROM "Submission" WHERE "sourceId" = ? AND "formId" = ?`,
+          path ? [path, sourceId, formId] : [sourceId, formId],
         )
-      : await db.sql.query<{ key: string; version: string; updatedAt: Date | string; submittedAt: Date | string; deleted: number | boolean; probe: string | null }>(
-          'SELECT `key`, `version`, `updatedAt`, `submittedAt`, `deleted`, JSON_UNQUOTE(JSON_EXTRACT(`data`, ?)) AS probe FROM `Submission` WHERE `sourceId` = ? AND `formId` = ?',
-          ['$' + path.map((k) => `."${k}"`).join(''), sourceId, formId],
+      : await db.sql.query<StoredRow>(
+          `SELECT \`key\`, \`version\`, \`updatedAt\`, \`submittedAt\`, \`deleted\`, ${path ? 'JSON_UNQUOTE(JSON_EXTRACT(`data`, ?))' : 'NULL'} AS probe FROM \`Submission\` WHERE \`sourceId\` = ? AND \`formId\` = ?`,
+          path ? ['$' + path.map((k) => `."${k}"`).join(''), sourceId, formId] : [sourceId, formId],
         );
+  // MySQL DATETIME may come back as text; it is UTC either way.
   const utc = (v: Date | string) => (v instanceof Date ? v : new Date(`${v.replace(' ', 'T')}Z`));
   return new Map(
     rows.map((r) => [
       r.key,
-      { key: r.key, version: r.version, updatedAt: utc(r.updatedAt), submittedAt: utc(r.submittedAt), deleted: Boolean(r.deleted), probe: r.probe === 'null' ? null : r.probe },
+      {
+        key: r.key, version: r.version, updatedAt: utc(r.updatedAt), submittedAt: utc(r.submittedAt), deleted: Boolean(r.deleted),
+        ...(path ? { probe: r.probe === 'null' ? null : r.probe } : {}),
+      },
     ]),
   );
+}
+
+interface StoredRow {
+  key: string;
+  version: string;
+  updatedAt: Date | string;
+  submittedAt: Date | string;
+  deleted: boolean | number;
+  probe: string | null;
 }

@@ -46,3 +46,18 @@ export function createQueues(settings: QueueSettings, connection: Redis, onError
     },
   };
 }
+
+/** Deletes every key under the prefix: a test run's, or the demo's before it starts again. */
+export async function dropQueuePrefix(settings: QueueSettings): Promise<void> {
+  const r = new Redis(settings.redisUrl);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${settings.prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await r.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
+}

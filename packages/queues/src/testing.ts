@@ -1,27 +1,13 @@
 /** Queue isolation for tests: a unique Redis key prefix per test file, deleted afterwards. */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import type { QueueSettings } from './connection.ts';
+
+export { dropQueuePrefix } from './connection.ts';
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export function testQueueSettings(): QueueSettings {
   return { redisUrl: TEST_REDIS_URL, prefix: `fstest-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}` };
-}
-
-/** Deletes every key under the prefix. */
-export async function dropQueuePrefix(settings: QueueSettings): Promise<void> {
-  const r = new Redis(settings.redisUrl);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${settings.prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
 }
 
 /** Waits until a queue has nothing waiting, active or delayed (its workers are done). */

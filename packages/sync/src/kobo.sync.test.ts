@@ -3,25 +3,14 @@
  * runner → ingest queue → loader → database, on real Redis and databases.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig, type KoboSourceConfig } from '@fieldsync/config';
+import type { KoboSourceConfig } from '@fieldsync/config';
 import { loadCursor, type Dialect } from '@fieldsync/db';
 import { IngestBatch } from '@fieldsync/queues';
 import { drained } from '@fieldsync/queues/testing';
 import { KoboConnector, parseKoboWebhook } from '@fieldsync/connectors';
 import { startKoboSimulator, type KoboSimulator } from '@fieldsync/simulator';
 import { runPoll, type PollMode } from './poll.runner.ts';
-import { openHarness, testLog as log, type Harness } from './testing.ts';
-
-function koboSource(kobo: KoboSimulator, forms: string[]): KoboSourceConfig {
-  const cfg = parseConfig(
-    JSON.stringify({
-      sources: [{ id: 'kobo', kind: 'kobo', baseUrl: kobo.url, token: '${KOBO_TOKEN}', forms, pageSize: 1000, batchSize: 500, http: { timeoutMs: 5000, retries: 4, backoffMs: 50, maxBackoffMs: 2000 } }],
-    }),
-    'test.json',
-    { KOBO_TOKEN: kobo.token },
-  );
-  return cfg.sources[0] as KoboSourceConfig;
-}
+import { openHarness, koboTestConfig, testLog as log, type Harness } from './testing.ts';
 
 describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => {
   let h: Harness;
@@ -34,7 +23,7 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
     h.startLoader();
     kobo = await startKoboSimulator({ submissions: 2500, seed: 11 });
     asset = kobo.assetUids[0]!;
-    connector = new KoboConnector(koboSource(kobo, [asset]), { logger: log });
+    connector = new KoboConnector(koboTestConfig(kobo, { forms: [asset], pageSize: 1000, batchSize: 500 }).sources[0] as KoboSourceConfig, { logger: log });
   });
   afterAll(async () => {
     await h?.close();

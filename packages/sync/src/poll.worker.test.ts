@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig, type FieldsyncConfig } from '@fieldsync/config';
+import type { FieldsyncConfig } from '@fieldsync/config';
 import { schedulerId, PollForm } from '@fieldsync/queues';
 import { startKoboSimulator, type KoboSimulator } from '@fieldsync/simulator';
 import { syncSchedules, scheduleDiscoveredForms } from './schedules.ts';
-import { openHarness, until, type Harness } from './testing.ts';
+import { openHarness, koboTestConfig, until, type Harness } from './testing.ts';
 
 describe('scheduled polls', () => {
   let h: Harness;
@@ -13,13 +13,7 @@ describe('scheduled polls', () => {
   beforeAll(async () => {
     h = await openHarness('postgresql');
     kobo = await startKoboSimulator({ submissions: 300, assets: [{}, {}], seed: 5 });
-    config = parseConfig(
-      JSON.stringify({
-        sources: [{ id: 'kobo', kind: 'kobo', baseUrl: kobo.url, token: '${K}', forms: kobo.assetUids, poll: { every: '700ms' }, sweep: { cron: '0 3 * * *' } }],
-      }),
-      'test.json',
-      { K: kobo.token },
-    );
+    config = koboTestConfig(kobo, { poll: { every: '700ms' }, sweep: { cron: '0 3 * * *' } });
   });
   afterAll(async () => {
     await h?.close();
@@ -64,7 +58,7 @@ describe('poller shutdown', () => {
   beforeAll(async () => {
     h = await openHarness('postgresql');
     kobo = await startKoboSimulator({ submissions: 10, seed: 6 });
-    config = parseConfig(JSON.stringify({ sources: [{ id: 'kobo', kind: 'kobo', baseUrl: kobo.url, token: '${K}', forms: kobo.assetUids }] }), 'test.json', { K: kobo.token });
+    config = koboTestConfig(kobo, { http: {} }); // default retry policy: the 60 s Retry-After must be aborted, not waited out
   });
   afterAll(async () => {
     await h?.close();

@@ -5,7 +5,7 @@
  */
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { FieldsyncConfig } from '@fieldsync/config';
+import { parseConfig, type FieldsyncConfig } from '@fieldsync/config';
 import type { Database, Dialect } from '@fieldsync/db';
 import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
 import { createQueues, createRedis, type Queues, type QueueSettings } from '@fieldsync/queues';
@@ -59,4 +59,18 @@ export async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms =
     if (ok(v) || Date.now() > end) return v;
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A config with one Kobo source, `kobo`, on a simulator: all its forms, quick
+ * retries. `source` overrides or adds source keys (forms, poll, pageSize, …).
+ */
+export function koboTestConfig(kobo: { url: string; token: string; assetUids: string[] }, source: Record<string, unknown> = {}): FieldsyncConfig {
+  return parseConfig(
+    JSON.stringify({
+      sources: [{ id: 'kobo', kind: 'kobo', baseUrl: kobo.url, token: '${KOBO_TOKEN}', forms: kobo.assetUids, http: { timeoutMs: 5000, retries: 4, backoffMs: 50, maxBackoffMs: 2000 }, ...source }],
+    }),
+    'test.json',
+    { KOBO_TOKEN: kobo.token },
+  );
 }

@@ -12,9 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { openDatabase, dialectOf, recreateDatabase, type Database } from '@fieldsync/db';
-import { PollForm, createQueues } from '@fieldsync/queues';
+import { PollForm, createQueues, createRedis, dropQueuePrefix } from '@fieldsync/queues';
 import { startKoboSimulator, startOdkSimulator, HOUSEHOLD_FORM } from '@fieldsync/simulator';
 
 const { values: args } = parseArgs({
@@ -68,18 +67,6 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   }
 }
 
-/** Deletes the demo's own Redis keys so every run starts clean. */
-async function clearQueues(): Promise<void> {
-  const r = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await r.del(...keys);
-  } while (cursor !== '0');
-  r.disconnect();
-}
-
 async function count(db: Database, where: Record<string, unknown>): Promise<number> {
   return db.prisma.submission.count({ where });
 }
@@ -88,7 +75,7 @@ async function main() {
   mkdirSync(path.join(WORK, 'logs'), { recursive: true });
   say(`fieldsync demo — database ${DATABASE_URL} (recreated), Redis ${REDIS_URL} (prefix "${PREFIX}")`);
   await recreateDatabase(DATABASE_URL);
-  await clearQueues();
+  await dropQueuePrefix({ redisUrl: REDIS_URL, prefix: PREFIX }); // every run starts clean
 
   const secrets = {
     DEMO_KOBO_TOKEN: randomBytes(12).toString('hex'),
@@ -219,7 +206,8 @@ ingest:
     for (const id of deleted) kobo.deleteSubmission(asset, id);
     const odkEdited = odk.submissionIds(odkForm)[0]!;
     const odkVersion = odk.editSubmission(odkForm, odkEdited, { notes: 'corrected by the demo' });
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    // What an operator would do to sweep now instead of waiting for the schedule.
+    const redis = createRedis(REDIS_URL, 'producer');
     const queues = createQueues({ redisUrl: REDIS_URL, prefix: PREFIX }, redis);
     await queues.poll.add(PollForm.name, { sourceId: 'kobo-demo', formId: asset, mode: 'sweep' }, PollForm.options);
     await queues.close();
