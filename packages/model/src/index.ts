@@ -1,1 +1,2 @@
 export * from './submission.ts';
+export * from './form.ts';
