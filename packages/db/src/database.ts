@@ -113,6 +113,11 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
     });
     // An idle client losing its server must not crash the process; the next query reconnects.
     pool.on('error', () => {});
+    // The pool's 'error' covers idle clients only: a checked-out client (a transaction
+    // between two statements, or one Prisma holds) that loses its server emits 'error'
+    // itself, and with no listener that kills the process. Its queries fail on their
+    // own; the listener only keeps the event from being uncaught.
+    pool.on('connect', (client) => client.on('error', () => {}));
     const prisma = new PgClient({ adapter: new PrismaPg(pool) });
     return {
       dialect,
@@ -120,16 +125,20 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
       sql: pgSql(pool),
       async transaction(fn) {
         const client = await pool.connect();
+        // A client whose rollback failed is in an unknown state: release(err) destroys it instead of reusing it.
+        let broken: Error | undefined;
         try {
           await client.query('BEGIN');
           const out = await fn(pgSql(client));
           await client.query('COMMIT');
           return out;
         } catch (err) {
-          await client.query('ROLLBACK').catch(() => {});
+          await client.query('ROLLBACK').catch((e: unknown) => {
+            broken = e instanceof Error ? e : new Error(String(e));
+          });
           throw err;
         } finally {
-          client.release();
+          client.release(broken);
         }
       },
       async close() {
@@ -139,6 +148,9 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
     };
   }
   const pool = mariadb.createPool(mysqlConfig(url, opts));
+  // The pool emits 'error' for connections it could not create (its typings omit the
+  // event); unheard, that is uncaught. Callers get their own errors from their queries.
+  (pool as unknown as NodeJS.EventEmitter).on('error', () => {});
   const prisma = new MysqlClient({ adapter: new PrismaMariaDb(pool) }) as unknown as Prisma;
   return {
     dialect,
@@ -146,16 +158,23 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
     sql: mysqlSql(pool),
     async transaction(fn) {
       const conn = await pool.getConnection();
+      // A connection dropped mid-transaction emits 'error'; without a listener the driver throws it uncaught.
+      const onError = () => {};
+      conn.on('error', onError);
+      let broken = false;
       try {
         await conn.beginTransaction();
         const out = await fn(mysqlSql(conn));
         await conn.commit();
         return out;
       } catch (err) {
-        await conn.rollback().catch(() => {});
+        await conn.rollback().catch(() => (broken = true));
         throw err;
       } finally {
-        await conn.release();
+        conn.off('error', onError);
+        // One whose rollback failed is not handed to the next batch (release() itself drops a dead one).
+        if (broken) conn.destroy();
+        else await conn.release().catch(() => {});
       }
     },
     async close() {

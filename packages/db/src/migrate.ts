@@ -57,6 +57,8 @@ interface Driver {
 
 async function pgDriver(url: string): Promise<Driver> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  // A server lost between two statements emits 'error' (uncaught without a listener); the statement fails anyway.
+  c.on('error', () => {});
   await c.connect();
   return {
     lock: async () => void (await c.query('SELECT pg_advisory_lock($1)', [PG_LOCK_KEY])),
@@ -96,6 +98,7 @@ async function pgDriver(url: string): Promise<Driver> {
 
 async function mysqlDriver(url: string): Promise<Driver> {
   const c = await mariadb.createConnection({ ...mysqlConfig(url), multipleStatements: true });
+  c.on('error', () => {}); // as above: the next statement reports it
   return {
     lock: async () => void (await c.query("SELECT GET_LOCK('prisma_migrate', 600)")),
     unlock: async () => void (await c.query("SELECT RELEASE_LOCK('prisma_migrate')")),

@@ -74,4 +74,44 @@ describe.each<[Dialect, number]>([['postgresql', 5432], ['mysql', 3306]])('datab
     expect(await h.db.prisma.submission.count({ where: { formId: 'outage' } })).toBe(4);
     expect(await h.db.prisma.deadLetter.count()).toBe(0);
   });
+
+  it('connections cut again and again while batches are in their transactions: the process stays up, every record loads once', async () => {
+    // A lost connection on a checked-out client is an 'error' event; without a listener it kills the process.
+    const crashes: unknown[] = [];
+    const onCrash = (err: unknown) => crashes.push(err);
+    process.on('uncaughtException', onCrash);
+    try {
+      const batches = 40;
+      const per = 150;
+      await h.queues.ingest.addBulk(
+        Array.from({ length: batches }, (_, b) => ({
+          name: IngestBatch.name,
+          data: { submissions: Array.from({ length: per }, (_, i) => makeSubmission({ formId: 'cuts', key: String(b * per + i), version: `v${b}-${i}`, data: { b, i } })) },
+          opts: IngestBatch.options,
+        })),
+      );
+      let cuts = 0;
+      // Cut only while jobs are active, i.e. while a transaction holds a connection.
+      for (let tries = 0; cuts < 8 && tries < 200; tries++) {
+        const c = await h.queues.ingest.getJobCounts('waiting', 'active', 'delayed');
+        if (c.waiting === 0 && c.active === 0 && c.delayed === 0) break;
+        if ((c.active ?? 0) > 0) {
+          await cable.cut();
+          cuts++;
+          await new Promise((r) => setTimeout(r, 150));
+          await cable.plug();
+        }
+        await new Promise((r) => setTimeout(r, 120));
+      }
+      expect(crashes.map(String)).toEqual([]);
+      expect(cuts).toBeGreaterThanOrEqual(4);
+      await drained(h.queues.ingest, 60_000);
+      expect(crashes.map(String)).toEqual([]);
+      expect(await h.db.prisma.submission.count({ where: { formId: 'cuts' } })).toBe(batches * per);
+      expect(await h.db.prisma.deadLetter.count()).toBe(0);
+      expect(await h.queues.ingest.getFailedCount()).toBe(0);
+    } finally {
+      process.off('uncaughtException', onCrash);
+    }
+  });
 });

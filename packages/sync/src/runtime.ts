@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { loadConfig, loadEnv, type FieldsyncConfig, type InfraEnv } from '@fieldsync/config';
 import { createLogger, safeUrl, type Logger } from '@fieldsync/logger';
 import { migrate, openDatabase, type Database } from '@fieldsync/db';
+import { isAccessDenied, isUnavailable } from './db-errors.ts';
 import { createQueues, createRedis, type Queues, type QueueSettings } from '@fieldsync/queues';
 
 export interface Runtime {
@@ -61,17 +62,72 @@ export interface Connections extends QueueConnection {
   settings: QueueSettings;
 }
 
+/** How a starting process waits for an unreachable database: capped exponential backoff with jitter. */
+export interface DatabaseWait {
+  baseMs?: number;
+  maxMs?: number;
+  /** A warn line at the first failure, then at most this often. */
+  logEveryMs?: number;
+  /** Give up (throw the last error) after this long; default: never. */
+  maxWaitMs?: number;
+}
+
+/** The database answered and refused us (credentials, database name): waiting cannot help. */
+export class DatabaseRefusedError extends Error {
+  override name = 'DatabaseRefusedError';
+}
+
+/**
+ * Runs `attempt` until it succeeds, waiting while the database is unreachable
+ * (a restart policy, or an operator starting things in any order, must not
+ * need the database first). A refusal (wrong password, no such database) is
+ * thrown at once as DatabaseRefusedError; any other error is thrown as is.
+ */
+export async function waitForDatabase<T>(url: string, log: Logger, attempt: () => Promise<T>, o: DatabaseWait = {}): Promise<T> {
+  const baseMs = o.baseMs ?? 1_000;
+  const maxMs = o.maxMs ?? 30_000;
+  const logEveryMs = o.logEveryMs ?? 15_000;
+  const started = Date.now();
+  let lastLog = 0;
+  for (let n = 1; ; n++) {
+    try {
+      const out = await attempt();
+      if (n > 1) log.info({ database: safeUrl(url), attempts: n, waitedMs: Date.now() - started }, 'database reachable');
+      return out;
+    } catch (err) {
+      if (isAccessDenied(err)) throw new DatabaseRefusedError(`the database at ${safeUrl(url)} refused us: ${(err as Error).message} (check the user, password and database name in DATABASE_URL)`);
+      if (!isUnavailable(err) || Date.now() - started >= (o.maxWaitMs ?? Infinity)) throw err;
+      const delayMs = Math.round(Math.min(baseMs * 2 ** Math.min(n - 1, 20), maxMs) * (0.5 + Math.random() / 2));
+      if (Date.now() - lastLog >= logEveryMs) {
+        lastLog = Date.now();
+        log.warn({ database: safeUrl(url), attempt: n, waitedMs: Date.now() - started, retryInMs: delayMs, err: (err as Error).message }, 'database unavailable; waiting');
+      }
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+}
+
 /**
  * The database (migrated first: safe from many replicas at once, the runner
  * takes the same lock as Prisma's engine) and the queues; close() in order.
+ * Waits for a database that is down (see waitForDatabase); one that refuses
+ * our credentials ends the process with exit 2 and a message saying so.
  */
-export async function connect(env: InfraEnv, log: Logger, opts: { poolSize?: number; migrate?: boolean } = {}): Promise<Connections> {
-  if (opts.migrate !== false) {
-    const m = await migrate(env.DATABASE_URL);
-    if (m.applied.length) log.info({ applied: m.applied }, 'migrations applied');
+export async function connect(env: InfraEnv, log: Logger, opts: { poolSize?: number; migrate?: boolean; wait?: DatabaseWait } = {}): Promise<Connections> {
+  const db = openDatabase(env.DATABASE_URL, { poolSize: opts.poolSize });
+  try {
+    await waitForDatabase(env.DATABASE_URL, log, async () => {
+      if (opts.migrate === false) return void (await db.sql.query('SELECT 1'));
+      const m = await migrate(env.DATABASE_URL);
+      if (m.applied.length) log.info({ applied: m.applied }, 'migrations applied');
+    }, opts.wait);
+  } catch (err) {
+    await db.close().catch(() => {});
+    if (!(err instanceof DatabaseRefusedError)) throw err;
+    log.fatal({ err: err.message }, 'database refused the connection');
+    process.exit(2);
   }
   const settings = queueSettings(env);
-  const db = openDatabase(env.DATABASE_URL, { poolSize: opts.poolSize });
   const q = openQueues(settings, 'worker', log);
   return {
     ...q,
