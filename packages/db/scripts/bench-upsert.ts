@@ -27,7 +27,9 @@ function record(i: number, edit: number): CanonicalSubmission {
     notes: 'x'.repeat(600), _attachments: [], _status: 'submitted_via_web', _geolocation: [1.5, 2.5], _validation_status: {},
   };
   return {
-    sourceId: 'bench', formId: 'aBench', key: String(i), version: `uuid:${i}-${edit}`, updatedAt: t, submittedAt: t,
+    sourceId: 'bench', formId: 'aBench', key: String(i), version: `uuid:${i}-${edit}`,
+    // Kobo edits name the version they replace (the upsert also records it as superseded).
+    replaces: edit > 0 ? `uuid:${i}-${edit - 1}` : undefined, updatedAt: t, submittedAt: t,
     deleted: false, observedAt: t, data, via: 'poll',
   };
 }

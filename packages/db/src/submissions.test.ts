@@ -82,6 +82,80 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
     expect(r).toEqual(afterPoll);
   });
 
+  describe('Kobo lineage (meta/deprecatedID)', () => {
+    // As the Kobo mapping builds them: an original is as old as its submission; an
+    // edit's updatedAt is when it was seen (Kobo keeps no edit time), here its arrival.
+    const SUB = Date.UTC(2026, 10, 1);
+    const kobo = (formId: string, key: number, edit: number, via: CanonicalSubmission['via'], seenAt: number): CanonicalSubmission => {
+      const observedAt = new Date(seenAt).toISOString();
+      return base({
+        formId, key: String(key), version: `uuid:${key}-${edit}`, replaces: edit > 0 ? `uuid:${key}-${edit - 1}` : undefined,
+        submittedAt: new Date(SUB).toISOString(), updatedAt: edit > 0 ? observedAt : new Date(SUB).toISOString(), observedAt,
+        data: { _id: key, 'meta/instanceID': `uuid:${key}-${edit}`, answer: `edit ${edit}` }, via,
+      });
+    };
+    const random = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const shuffle = <T,>(xs: T[], rnd: () => number) => { for (let i = xs.length - 1; i > 0; i--) { const j = Math.floor(rnd() * (i + 1)); [xs[i], xs[j]] = [xs[j]!, xs[i]!]; } return xs; };
+    const answers = async (formId: string) =>
+      (await t.db.prisma.submission.findMany({ where: { formId } })).map((r) => (r.data as { answer: string }).answer);
+
+    it.each(['shuffled', 'reversed'])('250 records x (original, edit 1, edit 2) by webhook, %s: edit 2 wins everywhere', async (order) => {
+      const formId = `chain-${order}`;
+      const versions = Array.from({ length: 250 }, (_, k) => [0, 1, 2].map((e) => ({ k, e }))).flat();
+      const rnd = random(order === 'shuffled' ? 13 : 7);
+      const arrivals = order === 'shuffled' ? shuffle(versions, rnd) : versions.reverse();
+      // Arrival time is the only time a webhook copy has: it must not decide.
+      const copies = arrivals.map(({ k, e }, i) => kobo(formId, k, e, 'webhook', SUB + 60_000 + i * 1000));
+      for (let i = 0; i < copies.length; ) {
+        const n = 1 + Math.floor(rnd() * 4); // batches of 1-4, so lineage within a batch counts too
+        await t.db.transaction((sql) => upsertSubmissions(t.db, copies.slice(i, i + n), sql));
+        i += n;
+      }
+      const got = await answers(formId);
+      expect(got).toHaveLength(250);
+      expect(got.filter((a) => a !== 'edit 2')).toEqual([]);
+      const rows = await t.db.prisma.submission.findMany({ where: { formId, key: '0' } });
+      expect(rows[0]).toMatchObject({ version: 'uuid:0-2', replaces: 'uuid:0-1' });
+    });
+
+    it("the API's copy stands until a webhook copy is known to supersede it", async () => {
+      const f = 'api-authority';
+      await upsertSubmissions(t.db, [kobo(f, 1, 1, 'poll', SUB + 10_000)]);
+      // edit 3 by webhook (a retry re-read later): it replaces edit 2, which we have never seen.
+      await upsertSubmissions(t.db, [kobo(f, 1, 3, 'webhook', SUB + 20_000)]);
+      expect(await answers(f)).toEqual(['edit 1']);
+      // edit 2 replaces edit 1: the stored copy is now known superseded.
+      await upsertSubmissions(t.db, [kobo(f, 1, 2, 'webhook', SUB + 30_000)]);
+      expect(await answers(f)).toEqual(['edit 2']);
+      await upsertSubmissions(t.db, [kobo(f, 1, 3, 'webhook', SUB + 5_000)]); // its retry, "seen" with an earlier clock
+      expect(await answers(f)).toEqual(['edit 3']);
+      // A stale page of edit 1 and a late webhook of the original: both known superseded.
+      await upsertSubmissions(t.db, [kobo(f, 1, 1, 'poll', SUB + 90_000)]);
+      await upsertSubmissions(t.db, [kobo(f, 1, 0, 'sweep', SUB + 95_000)]);
+      expect(await answers(f)).toEqual(['edit 3']);
+      expect(await t.db.prisma.supersededVersion.count({ where: { formId: f } })).toBe(3);
+    });
+
+    it('a version known superseded by an earlier batch never comes back, in any later order', async () => {
+      const f = 'gap';
+      await upsertSubmissions(t.db, [kobo(f, 1, 2, 'webhook', SUB + 1000)]); // marks edit 1 superseded
+      await upsertSubmissions(t.db, [kobo(f, 1, 1, 'poll', SUB + 9000)]); // a later-stamped copy of edit 1
+      await upsertSubmissions(t.db, [kobo(f, 1, 0, 'poll', SUB + 9000)]);
+      expect(await answers(f)).toEqual(['edit 2']);
+    });
+
+    it('the API copy of an edited version replaces its webhook copy whatever the stamps, never the reverse', async () => {
+      const f = 'same-edit';
+      const hook = { ...kobo(f, 1, 1, 'webhook', SUB + 50_000), data: { answer: 'subset' } };
+      const api = kobo(f, 1, 1, 'poll', SUB + 20_000);
+      await upsertSubmissions(t.db, [hook]);
+      await upsertSubmissions(t.db, [api]);
+      expect(await answers(f)).toEqual(['edit 1']);
+      await upsertSubmissions(t.db, [{ ...hook, observedAt: new Date(SUB + 99_000).toISOString(), updatedAt: new Date(SUB + 99_000).toISOString() }]);
+      expect(await answers(f)).toEqual(['edit 1']);
+    });
+  });
+
   it('stored versions can carry one value read from the stored JSON', async () => {
     await upsertSubmissions(t.db, [
       base({ formId: 'probe', key: 'a', data: { _validation_status: { uid: 'validation_status_approved', label: 'Approved' } } }),

@@ -1,4 +1,4 @@
-import { newestPerKey, type CanonicalSubmission } from '@fieldsync/model';
+import { newestPerKey, recordId, type CanonicalSubmission } from '@fieldsync/model';
 import type { Database, Sql } from './database.ts';
 import type { Dialect } from './dialect.ts';
 
@@ -11,34 +11,56 @@ export const UPSERT_CHUNK = 1000;
  */
 export const UPSERT_MAX_BYTES = 4 * 1024 * 1024;
 
-const COLS = ['sourceId', 'formId', 'key', 'version', 'updatedAt', 'submittedAt', 'deleted', 'deletedAt', 'stateSeenAt', 'data', 'via'] as const;
+const COLS = ['sourceId', 'formId', 'key', 'version', 'replaces', 'updatedAt', 'submittedAt', 'deleted', 'deletedAt', 'stateSeenAt', 'data', 'via'] as const;
 
 /*
- * Newest wins, in SQL, per row:
- *  newer — the incoming version is later by (updatedAt, version) and actually differs
- *          (another version, or the same version with changed data, e.g. an ODK review);
- *          or it is the same version read from the source's API where the stored copy
- *          came from a webhook (a REST Service field subset, attachments not yet saved):
- *          the API's copy is the complete one;
+ * Newest wins, in SQL, per row — the order of compareCopies in @fieldsync/model
+ * (read its comment for why each rule holds):
+ *  newer — same version: the API's copy of it replaces a webhook's copy (a REST
+ *          Service field subset, attachments not yet saved), never the reverse;
+ *          else a later updatedAt with changed data (an ODK review, a Kobo
+ *          validation status).
+ *          Another version, first rule that decides: it replaces the stored one
+ *          (win) or the stored one replaces it (lose); it is known superseded
+ *          and the stored one is not (lose), or the reverse (win); an edit
+ *          against an original; the API's copy against a webhook's; then
+ *          (updatedAt, version).
  *  flip  — the deletion state differs and was observed no earlier than the stored one.
  * A re-delivery of the stored version matches neither and leaves the row untouched.
+ * "Known superseded" reads SupersededVersion, which the same transaction fills first
+ * from the batch's `replaces`.
  */
-const PG_NEWER = `(((EXCLUDED."updatedAt", EXCLUDED."version") > (s."updatedAt", s."version") AND (EXCLUDED."version" <> s."version" OR EXCLUDED."data" IS DISTINCT FROM s."data"))
-  OR ((EXCLUDED."updatedAt", EXCLUDED."version") = (s."updatedAt", s."version") AND s."via" = 'webhook' AND EXCLUDED."via" <> 'webhook' AND NOT EXCLUDED."deleted" AND EXCLUDED."data" IS DISTINCT FROM s."data"))`;
+const pgSup = (version: string) =>
+  `EXISTS (SELECT 1 FROM "SupersededVersion" v WHERE v."sourceId" = s."sourceId" AND v."formId" = s."formId" AND v."key" = s."key" AND v."version" = ${version})`;
+const PG_NEWER = `(CASE WHEN EXCLUDED."version" = s."version" THEN
+    NOT (EXCLUDED."via" = 'webhook' AND s."via" <> 'webhook')
+    AND ((s."via" = 'webhook' AND EXCLUDED."via" <> 'webhook' AND NOT EXCLUDED."deleted") OR EXCLUDED."updatedAt" > s."updatedAt")
+    AND EXCLUDED."data" IS DISTINCT FROM s."data"
+  WHEN EXCLUDED."replaces" = s."version" THEN TRUE
+  WHEN s."replaces" = EXCLUDED."version" THEN FALSE
+  ELSE (SELECT CASE WHEN l.i <> l.st THEN l.st
+      WHEN (EXCLUDED."replaces" IS NULL) <> (s."replaces" IS NULL) THEN EXCLUDED."replaces" IS NOT NULL
+      WHEN (EXCLUDED."via" = 'webhook') <> (s."via" = 'webhook') THEN EXCLUDED."via" <> 'webhook'
+      ELSE (EXCLUDED."updatedAt", EXCLUDED."version") > (s."updatedAt", s."version") END
+    FROM (SELECT ${pgSup('EXCLUDED."version"')} AS i, ${pgSup('s."version"')} AS st) l)
+END)`;
 const PG_FLIP = `(EXCLUDED."deleted" <> s."deleted" AND EXCLUDED."stateSeenAt" >= s."stateSeenAt")`;
 
 function pgUpsert(rows: number): string {
-  const tuple = `(?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, ?::timestamptz, ?::timestamptz, ?::jsonb, ?, now())`;
-  const newerCols = ['version', 'updatedAt', 'submittedAt', 'data', 'via'];
+  const tuple = `(?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, ?::timestamptz, ?::timestamptz, ?::jsonb, ?, now())`;
+  const newerCols = ['version', 'replaces', 'updatedAt', 'submittedAt', 'data', 'via'];
   const flipCols = ['deleted', 'deletedAt', 'stateSeenAt'];
+  // Each condition is evaluated once per row (a sub-select), not once per column.
   return `INSERT INTO "Submission" AS s (${[...COLS, 'loadedAt'].map((c) => `"${c}"`).join(', ')})
 VALUES ${Array(rows).fill(tuple).join(', ')}
 ON CONFLICT ("sourceId", "formId", "key") DO UPDATE SET
+  (${[...newerCols, ...flipCols, 'loadedAt'].map((c) => `"${c}"`).join(', ')}) = (SELECT
 ${[
-  ...newerCols.map((c) => `  "${c}" = CASE WHEN ${PG_NEWER} THEN EXCLUDED."${c}" ELSE s."${c}" END`),
-  ...flipCols.map((c) => `  "${c}" = CASE WHEN ${PG_FLIP} THEN EXCLUDED."${c}" ELSE s."${c}" END`),
-  `  "loadedAt" = now()`,
+  ...newerCols.map((c) => `    CASE WHEN c.newer THEN EXCLUDED."${c}" ELSE s."${c}" END`),
+  ...flipCols.map((c) => `    CASE WHEN c.flip THEN EXCLUDED."${c}" ELSE s."${c}" END`),
+  `    now()`,
 ].join(',\n')}
+  FROM (SELECT ${PG_NEWER} AS newer, ${PG_FLIP} AS flip) c)
 WHERE ${PG_NEWER} OR ${PG_FLIP}`;
 }
 
@@ -47,22 +69,104 @@ WHERE ${PG_NEWER} OR ${PG_FLIP}`;
  * columns already assigned, so both conditions are computed once, first, into session
  * variables, and every later assignment reads them.
  */
-const MY_NEWER = `(((VALUES(\`updatedAt\`), VALUES(\`version\`)) > (\`updatedAt\`, \`version\`) AND (VALUES(\`version\`) <> \`version\` OR VALUES(\`data\`) <> \`data\`))
-  OR ((VALUES(\`updatedAt\`), VALUES(\`version\`)) = (\`updatedAt\`, \`version\`) AND \`via\` = 'webhook' AND VALUES(\`via\`) <> 'webhook' AND NOT VALUES(\`deleted\`) AND VALUES(\`data\`) <> \`data\`))`;
+/*
+ * "Known superseded" on MySQL is read before the statement (a plain, non-locking
+ * read of SupersededVersion for the chunk's keys) and passed in as a list: a
+ * sub-select inside ON DUPLICATE KEY UPDATE is a locking read under REPEATABLE
+ * READ, and its shared locks deadlocked concurrent loaders.
+ */
+const myKnown = (pairs: number, cols: string) =>
+  pairs === 0 ? 'FALSE' : `(${cols}) IN (${Array(pairs).fill('(?, ?, ?, ?)').join(', ')})`;
+const myNewer = (pairs: number) => `(CASE WHEN VALUES(\`version\`) = \`version\` THEN
+    NOT (VALUES(\`via\`) = 'webhook' AND \`via\` <> 'webhook')
+    AND ((\`via\` = 'webhook' AND VALUES(\`via\`) <> 'webhook' AND NOT VALUES(\`deleted\`)) OR VALUES(\`updatedAt\`) > \`updatedAt\`)
+    AND VALUES(\`data\`) <> \`data\`
+  WHEN VALUES(\`replaces\`) <=> \`version\` THEN TRUE
+  WHEN \`replaces\` <=> VALUES(\`version\`) THEN FALSE
+  WHEN (@fs_i := ${myKnown(pairs, 'VALUES(`sourceId`), VALUES(`formId`), VALUES(`key`), VALUES(`version`)')}) <> (@fs_s := ${myKnown(pairs, '`sourceId`, `formId`, `key`, `version`')}) THEN @fs_s
+  WHEN (VALUES(\`replaces\`) IS NULL) <> (\`replaces\` IS NULL) THEN VALUES(\`replaces\`) IS NOT NULL
+  WHEN (VALUES(\`via\`) = 'webhook') <> (\`via\` = 'webhook') THEN VALUES(\`via\`) <> 'webhook'
+  ELSE (VALUES(\`updatedAt\`), VALUES(\`version\`)) > (\`updatedAt\`, \`version\`) END)`;
 const MY_FLIP = `(VALUES(\`deleted\`) <> \`deleted\` AND VALUES(\`stateSeenAt\`) >= \`stateSeenAt\`)`;
 
-function mysqlUpsert(rows: number): string {
-  const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP(3))`;
-  const newerCols = ['data', 'submittedAt', 'via', 'version', 'updatedAt'];
+function mysqlUpsert(rows: number, pairs: number): string {
+  const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP(3))`;
+  const newerCols = ['data', 'submittedAt', 'via', 'replaces', 'version', 'updatedAt'];
   const flipCols = ['deletedAt', 'stateSeenAt', 'deleted'];
   return `INSERT INTO \`Submission\` (${[...COLS, 'loadedAt'].map((c) => `\`${c}\``).join(', ')})
 VALUES ${Array(rows).fill(tuple).join(', ')}
 ON DUPLICATE KEY UPDATE
-  \`loadedAt\` = IF((@fs_newer := ${MY_NEWER}) + (@fs_flip := ${MY_FLIP}) > 0, VALUES(\`loadedAt\`), \`loadedAt\`),
+  \`loadedAt\` = IF((@fs_newer := ${myNewer(pairs)}) + (@fs_flip := ${MY_FLIP}) > 0, VALUES(\`loadedAt\`), \`loadedAt\`),
 ${[
   ...newerCols.map((c) => `  \`${c}\` = IF(@fs_newer, VALUES(\`${c}\`), \`${c}\`)`),
   ...flipCols.map((c) => `  \`${c}\` = IF(@fs_flip, VALUES(\`${c}\`), \`${c}\`)`),
 ].join(',\n')}`;
+}
+
+/** Keys per read of SupersededVersion. */
+const KNOWN_CHUNK = 1000;
+
+/**
+ * The versions known superseded for these rows' keys (recordId → versions): a
+ * plain, non-locking read, after the batch's own `replaces` were recorded.
+ */
+async function knownSuperseded(db: Database, sql: Sql, rows: CanonicalSubmission[]): Promise<Map<string, Set<string>>> {
+  const forms = new Map<string, { sourceId: string; formId: string; keys: Set<string> }>();
+  for (const s of rows) {
+    const id = `${s.sourceId}\u0000${s.formId}`;
+    const f = forms.get(id) ?? { sourceId: s.sourceId, formId: s.formId, keys: new Set<string>() };
+    f.keys.add(s.key);
+    forms.set(id, f);
+  }
+  const q = (c: string) => (db.dialect === 'postgresql' ? `"${c}"` : `\`${c}\``);
+  const out = new Map<string, Set<string>>();
+  for (const f of forms.values()) {
+    const keys = [...f.keys];
+    for (let i = 0; i < keys.length; i += KNOWN_CHUNK) {
+      const part = keys.slice(i, i + KNOWN_CHUNK);
+      const found = await sql.query<{ key: string; version: string }>(
+        `SELECT ${q('key')}, ${q('version')} FROM ${q('SupersededVersion')} WHERE ${q('sourceId')} = ? AND ${q('formId')} = ? AND ${q('key')} IN (${part.map(() => '?').join(', ')})`,
+        [f.sourceId, f.formId, ...part],
+      );
+      for (const r of found) {
+        const id = recordId({ sourceId: f.sourceId, formId: f.formId, key: r.key });
+        const set = out.get(id) ?? new Set<string>();
+        set.add(r.version);
+        out.set(id, set);
+      }
+    }
+  }
+  return out;
+}
+
+/** Rows per SupersededVersion INSERT (4 parameters each). */
+const SUPERSEDED_CHUNK = 2000;
+
+/**
+ * Records every `replaces` of the batch as superseded, sorted (concurrent loaders
+ * take the same locks in the same order), before the upsert reads them.
+ */
+async function recordSuperseded(db: Database, batch: CanonicalSubmission[], sql: Sql): Promise<void> {
+  const seen = new Set<string>();
+  const rows: [string, string, string, string][] = [];
+  for (const s of batch) {
+    if (!s.replaces) continue;
+    const id = `${s.sourceId}\u0000${s.formId}\u0000${s.key}\u0000${s.replaces}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    rows.push([s.sourceId, s.formId, s.key, s.replaces]);
+  }
+  const lt = (a: string[], b: string[]) => { for (let i = 0; i < 4; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1; return 0; };
+  rows.sort(lt);
+  for (let i = 0; i < rows.length; i += SUPERSEDED_CHUNK) {
+    const chunk = rows.slice(i, i + SUPERSEDED_CHUNK);
+    const values = Array(chunk.length).fill('(?, ?, ?, ?)').join(', ');
+    const text =
+      db.dialect === 'postgresql'
+        ? `INSERT INTO "SupersededVersion" ("sourceId", "formId", "key", "version") VALUES ${values} ON CONFLICT DO NOTHING`
+        : `INSERT INTO \`SupersededVersion\` (\`sourceId\`, \`formId\`, \`key\`, \`version\`) VALUES ${values} ON DUPLICATE KEY UPDATE \`version\` = \`version\``;
+    await sql.execute(text, chunk.flat());
+  }
 }
 
 /** MySQL DATETIME(3) literal in UTC. */
@@ -81,7 +185,7 @@ function params(dialect: Dialect, batch: Encoded[]): unknown[] {
   const out: unknown[] = [];
   for (const { s, json } of batch) {
     out.push(
-      s.sourceId, s.formId, s.key, s.version,
+      s.sourceId, s.formId, s.key, s.version, s.replaces ?? null,
       t(s.updatedAt), t(s.submittedAt),
       s.deleted,
       s.deleted ? t(s.deletedAt ?? s.observedAt) : null,
@@ -95,16 +199,25 @@ function params(dialect: Dialect, batch: Encoded[]): unknown[] {
 
 /**
  * Writes a batch with newest-wins semantics: one multi-row statement per
- * {@link UPSERT_CHUNK} rows, all in the caller's transaction if it passes one.
+ * {@link UPSERT_CHUNK} rows (after one per 2,000 `replaces`), all in the caller's
+ * transaction if it passes one — pass one: the lineage must commit with the rows.
  */
 export async function upsertSubmissions(db: Database, batch: CanonicalSubmission[], sql: Sql = db.sql): Promise<void> {
-  const rows = newestPerKey(batch);
+  await recordSuperseded(db, batch, sql);
+  // Read where a key has several copies to choose from, and on MySQL where lineage can
+  // decide (PostgreSQL's statement reads it itself); ODK and first loads skip the read.
+  const needed = new Set(batch.map(recordId)).size < batch.length || (db.dialect === 'mysql' && batch.some((s) => s.replaces));
+  const known = needed ? await knownSuperseded(db, sql, batch) : new Map<string, Set<string>>();
+  const rows = newestPerKey(batch, known);
   let chunk: Encoded[] = [];
   let bytes = 0;
   const flush = async () => {
     if (chunk.length === 0) return;
-    const text = db.dialect === 'postgresql' ? pgUpsert(chunk.length) : mysqlUpsert(chunk.length);
-    await sql.execute(text, params(db.dialect, chunk));
+    if (db.dialect === 'postgresql') {
+      await sql.execute(pgUpsert(chunk.length), params(db.dialect, chunk));
+    } else {
+      await mysqlChunk(sql, chunk, known);
+    }
     chunk = [];
     bytes = 0;
   };
@@ -115,6 +228,22 @@ export async function upsertSubmissions(db: Database, batch: CanonicalSubmission
     bytes += json.length;
   }
   await flush();
+}
+
+/** Placeholders a MySQL prepared statement may hold (65,535), with room to spare. */
+const MYSQL_MAX_PARAMS = 60_000;
+
+async function mysqlChunk(sql: Sql, chunk: Encoded[], superseded: Map<string, Set<string>>): Promise<void> {
+  // The version a row replaces is left out: if it is the stored one, the direct link decides first.
+  const known = chunk.flatMap(({ s }) => [...(superseded.get(recordId(s)) ?? [])].filter((v) => v !== s.replaces).map((v) => [s.sourceId, s.formId, s.key, v] as const));
+  // Each pair appears twice (incoming, stored), after the rows' parameters; long lineages cut the chunk.
+  if (chunk.length > 1 && chunk.length * COLS.length + known.length * 8 > MYSQL_MAX_PARAMS) {
+    const mid = Math.ceil(chunk.length / 2);
+    await mysqlChunk(sql, chunk.slice(0, mid), superseded);
+    await mysqlChunk(sql, chunk.slice(mid), superseded);
+    return;
+  }
+  await sql.execute(mysqlUpsert(chunk.length, known.length), [...params('mysql', chunk), ...known.flat(), ...known.flat()]);
 }
 
 export interface StoredVersion {

@@ -22,14 +22,81 @@ export async function resetCursor(db: Database, sourceId: string, formId: string
   await db.prisma.syncState.deleteMany({ where: { sourceId, formId } });
 }
 
-export type RunMode = 'poll' | 'sweep' | 'backfill';
-export type RunOutcome = 'running' | 'ok' | 'failed' | 'skipped';
+export type RunMode = 'poll' | 'sweep' | 'backfill' | 'discover';
+/** `interrupted`: its process died (or lost the database) before finishing; `auth_failed`: the source refused our credentials. */
+export type RunOutcome = 'running' | 'ok' | 'failed' | 'skipped' | 'interrupted' | 'auth_failed';
+
+/** A 'running' run whose heartbeat is older than this was left by a process that is gone. */
+export const RUN_STALE_AFTER_MS = 120_000;
 
 export async function startRun(db: Database, sourceId: string, formId: string, mode: RunMode, cursorFrom: Cursor | null): Promise<bigint> {
+  const now = new Date();
   const row = await db.prisma.syncRun.create({
-    data: { sourceId, formId, mode, startedAt: new Date(), outcome: "running", cursorFrom: (cursorFrom ?? undefined) as object | undefined },
+    data: { sourceId, formId, mode, startedAt: now, heartbeatAt: now, outcome: 'running', cursorFrom: (cursorFrom ?? undefined) as object | undefined },
   });
   return row.id;
+}
+
+/** The counts so far, and proof of life (throttled by the caller: not per record). */
+export async function progressRun(db: Database, id: bigint, p: { fetched: number; enqueued: number }): Promise<void> {
+  await db.prisma.syncRun.update({ where: { id }, data: { fetched: p.fetched, enqueued: p.enqueued, heartbeatAt: new Date() } });
+}
+
+/**
+ * Closes runs left 'running' by a dead process (killed, or cut off from the database
+ * before it could write its end) as 'interrupted', keeping their last counts.
+ * Only runs silent for `staleAfterMs`: a live run elsewhere (another replica, a CLI
+ * backfill) keeps its heartbeat fresh and is left alone. Without `formId`, every form
+ * (`sourceId` too: every source) — what a poller does at start-up.
+ */
+export async function closeStaleRuns(
+  db: Database,
+  where: { sourceId?: string; formId?: string; staleAfterMs?: number } = {},
+): Promise<{ id: bigint; sourceId: string; formId: string; mode: string }[]> {
+  const cutoff = new Date(Date.now() - (where.staleAfterMs ?? RUN_STALE_AFTER_MS));
+  const stale = await db.prisma.syncRun.findMany({
+    where: {
+      sourceId: where.sourceId,
+      formId: where.formId,
+      outcome: 'running',
+      // Rows from before the heartbeat column have none: their start is the last sign of life.
+      OR: [{ heartbeatAt: { lt: cutoff } }, { heartbeatAt: null, startedAt: { lt: cutoff } }],
+    },
+    select: { id: true, sourceId: true, formId: true, mode: true, startedAt: true, heartbeatAt: true },
+  });
+  for (const r of stale) {
+    const seen = r.heartbeatAt ?? r.startedAt;
+    // Conditional on still 'running': a run that finished meanwhile (a slow final write) keeps its own end.
+    await db.prisma.syncRun.updateMany({
+      where: { id: r.id, outcome: 'running' },
+      data: {
+        outcome: 'interrupted',
+        // Its last sign of life: the closest we know to when it stopped.
+        finishedAt: seen,
+        error: `interrupted: the process running it stopped or lost the database (no heartbeat since ${seen.toISOString()}); the counts are those last written. Closed when a later run started.`,
+      },
+    });
+  }
+  return stale.map(({ id, sourceId, formId, mode }) => ({ id, sourceId, formId, mode }));
+}
+
+/**
+ * How many of the source's latest finished runs (any form, discovery included) were
+ * refused credentials in a row, and when the last of them started. The import log is
+ * the memory of the auth backoff: nothing else to keep, and any successful run (a CLI
+ * one too) ends it.
+ */
+export async function authFailureStreak(db: Database, sourceId: string, lookBack = 16): Promise<{ count: number; lastAt: Date | null }> {
+  // By id (the primary key, in start order): cheap however long the log grows.
+  const runs = await db.prisma.syncRun.findMany({
+    where: { sourceId, outcome: { notIn: ['running', 'skipped', 'interrupted'] } },
+    orderBy: { id: 'desc' },
+    take: lookBack,
+    select: { outcome: true, startedAt: true },
+  });
+  let count = 0;
+  while (count < runs.length && runs[count]!.outcome === 'auth_failed') count++;
+  return { count, lastAt: count ? runs[0]!.startedAt : null };
 }
 
 export async function finishRun(
@@ -37,10 +104,12 @@ export async function finishRun(
   id: bigint,
   result: { outcome: Exclude<RunOutcome, 'running'>; fetched: number; enqueued: number; cursorTo?: Cursor | null; error?: string },
 ): Promise<void> {
+  const now = new Date();
   await db.prisma.syncRun.update({
     where: { id },
     data: {
-      finishedAt: new Date(),
+      finishedAt: now,
+      heartbeatAt: now,
       outcome: result.outcome,
       fetched: result.fetched,
       enqueued: result.enqueued,

@@ -54,7 +54,7 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
     const dataPages = kobo.requests.filter((r) => r.path.includes('/data/'));
     expect(dataPages.length).toBe(3);
     const maxId = Math.max(...kobo.records(asset).map((r) => r._id));
-    expect(await loadCursor(h.db, 'kobo', asset)).toEqual({ lastId: maxId });
+    expect(await loadCursor(h.db, 'kobo', asset)).toEqual({ lastId: maxId, lastTime: kobo.record(asset, maxId)!._submission_time });
     const run = await h.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } });
     expect(run).toMatchObject({ mode: 'poll', outcome: 'ok', fetched: 2500, enqueued: 2500 });
     expect(run.finishedAt).not.toBeNull();
@@ -62,11 +62,15 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
 
   it('a second poll adds only what is new and leaves loaded rows untouched', async () => {
     const before = await row(1);
+    const cursor = (await loadCursor(h.db, 'kobo', asset)) as { lastId: number; lastTime: string };
     kobo.createSubmissions(asset, 10);
     const s = await poll('poll');
     expect(await rows()).toBe(2510);
-    // The overlap window re-reads the last 100 ids (late-visible records); nothing older.
-    expect(s.fetched).toBe(110);
+    // The overlap window re-reads what was received in the 5 minutes before the newest record read (late-visible records); nothing older.
+    const since = new Date(Date.parse(`${cursor.lastTime}Z`) - 300_000).toISOString().slice(0, 19);
+    const window = kobo.records(asset).filter((r) => r._id <= cursor.lastId && String(r._submission_time) >= since).length;
+    expect(window).toBeGreaterThan(0);
+    expect(s.fetched).toBe(10 + window);
     expect(await row(1)).toEqual(before);
     expect(await h.db.prisma.syncRun.count({ where: { sourceId: 'kobo', mode: 'poll', outcome: 'ok' } })).toBe(2);
   });
@@ -108,6 +112,41 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
     await h.queues.ingest.add(IngestBatch.name, { submissions: parseKoboWebhook('kobo', original, new Date()) }, IngestBatch.options);
     await drained(h.queues.ingest);
     expect((await row(id)).data).toMatchObject({ _validation_status: { uid: 'validation_status_approved' } });
+  });
+
+  it('a form that received only webhooks is swept before its first poll: edits and missed records come in', async () => {
+    const other = kobo.addAsset({ name: 'webhook only' });
+    const [a, b] = kobo.createSubmissions(other, 2);
+    await h.queues.ingest.add(IngestBatch.name, { submissions: parseKoboWebhook('kobo', a!, new Date()) }, IngestBatch.options);
+    await drained(h.queues.ingest);
+    const edited = kobo.editSubmission(other, a!._id);
+    const s = await runPoll({ db: h.db, queues: h.queues, log, batchSize: 500 }, { connector: new KoboConnector(koboTestConfig(kobo, { forms: [other] }).sources[0] as KoboSourceConfig, { logger: log }), formId: other, mode: 'sweep' });
+    await drained(h.queues.ingest);
+    expect(await h.db.prisma.syncRun.findFirstOrThrow({ where: { id: s.runId } })).toMatchObject({ mode: 'sweep', outcome: 'ok' });
+    const got = await h.db.prisma.submission.findMany({ where: { sourceId: 'kobo', formId: other }, orderBy: { key: 'asc' } });
+    expect(got.map((r) => [r.key, r.version])).toEqual([[String(a!._id), edited['meta/instanceID']], [String(b!._id), b!['meta/instanceID']]].sort());
+    expect(got.find((r) => r.key === String(a!._id))!.replaces).toBe(a!['meta/instanceID']);
+  });
+
+  it("a webhook retry carrying an older edit never undoes the API's newer one; one carrying a newer edit wins", async () => {
+    const id = 20;
+    const v0 = kobo.record(asset, id)!;
+    const v1 = kobo.editSubmission(asset, id);
+    const v2 = kobo.editSubmission(asset, id);
+    const hook = async (r: Record<string, unknown>) => {
+      await h.queues.ingest.add(IngestBatch.name, { submissions: parseKoboWebhook('kobo', r, new Date()) }, IngestBatch.options);
+      await drained(h.queues.ingest);
+    };
+    await hook(v1); // replaces v0, which is stored: it wins
+    expect((await row(id)).version).toBe(v1['meta/instanceID']);
+    await poll('sweep'); // the API's current copy, v2
+    expect((await row(id)).version).toBe(v2['meta/instanceID']);
+    await hook(v1); // a late retry of edit 1, stamped later than the sweep's read
+    await hook(v0);
+    expect((await row(id)).version).toBe(v2['meta/instanceID']);
+    const v3 = kobo.editSubmission(asset, id);
+    await hook(v3); // re-read at a retry: it replaces what we hold
+    expect((await row(id)).data).toEqual(v3);
   });
 
   it('a sweep also loads records every poll missed (below the cursor)', async () => {

@@ -72,18 +72,23 @@ export function toCanonical(record: KoboRecord, ctx: KoboCanonicalContext): Cano
    * is earlier, so a late webhook or a stale page of the original can never beat
    * it; and each later edit is first seen later still. Re-reading the same
    * edited version later gives a later updatedAt but the same version and data,
-   * which the upsert treats as a no-op.
+   * which the upsert treats as a no-op. These times only order versions that the
+   * lineage (`replaces`, below) cannot.
    * A sweep re-fetches only records that differ from what is stored (a new
    * validation status keeps the version), so the same holds for its reads:
    * they are current at `observedAt`.
    */
-  const edited = record['meta/deprecatedID'] !== undefined && record['meta/deprecatedID'] !== null;
+  const deprecated = record['meta/deprecatedID'];
+  const edited = deprecated !== undefined && deprecated !== null;
   const changed = edited || ctx.via === 'sweep';
   const parsed = CanonicalSubmission.safeParse({
     sourceId: ctx.sourceId,
     formId: ctx.formId,
     key,
     version,
+    // The lineage: what orders Kobo versions (the upsert keeps this link, and the
+    // replaced version is known superseded from then on, whatever arrives later).
+    replaces: nonEmpty(deprecated) ? deprecated : undefined,
     updatedAt: changed ? observedAt : submittedAt,
     submittedAt,
     deleted: false,

@@ -1,4 +1,4 @@
-import { choiceRows, defaultEdit, fillSurvey, MEDIA_PATHS, surveyRows } from './kobo.form.ts';
+import { cloneSurvey, defaultEdit, fillSurvey, KOBO_CHOICES, mediaPaths, SURVEY, surveyContent, type KoboChoices, type KoboContent, type KoboNode } from './kobo.form.ts';
 import { Rng } from './kobo.random.ts';
 
 /** A submission exactly as the Kobo data API returns it: flat, every answer a string. */
@@ -13,13 +13,29 @@ export interface KoboAsset {
   dateCreated: Date;
   dateModified: Date;
   /** Deployed versions, oldest first; the last one is current (`__version__` of new records and edits). */
-  versions: { uid: string; deployedAt: Date }[];
+  versions: KoboVersion[];
+  /** Every saved version (drafts saved before a deploy too), oldest first: what `/versions/` lists. */
+  history: KoboVersion[];
   formhubUuid: string;
-  content: { schema: string; survey: Record<string, unknown>[]; choices: Record<string, unknown>[]; settings: Record<string, unknown> };
+  /** The draft content (`content` of the asset detail): the form as last saved. */
+  content: KoboContent;
+  /** The form new records are filled in with (that of the current deployed version). */
+  survey: KoboNode[];
+  /** Its choice lists. */
+  choices: KoboChoices;
   /** Visible records by `_id`. */
   records: Map<number, KoboRecord>;
   /** Records whose `_id` is taken but that the API does not show yet (slow attachment save). */
   hidden: Map<number, KoboRecord>;
+}
+
+/** One saved version of an asset's form. */
+export interface KoboVersion {
+  uid: string;
+  /** Set when this version was deployed (drafts: undefined). */
+  deployedAt?: Date;
+  dateModified: Date;
+  content: KoboContent;
 }
 
 export interface KoboStoreOptions {
@@ -62,6 +78,10 @@ export class KoboStore {
   addAsset(o: { uid?: string; name?: string; assetType?: KoboAsset['assetType'] } = {}): KoboAsset {
     const r = this.rng;
     const created = new Date(this.clock - 86_400_000);
+    const survey = cloneSurvey(SURVEY);
+    const choices = structuredClone(KOBO_CHOICES);
+    const content = surveyContent(survey, choices);
+    const first: KoboVersion[] = o.assetType === 'block' ? [] : [{ uid: r.uid('v'), deployedAt: created, dateModified: created, content }];
     const asset: KoboAsset = {
       uid: o.uid ?? r.uid('a'),
       name: o.name ?? `Household survey ${this.assets.size + 1}`,
@@ -69,9 +89,12 @@ export class KoboStore {
       owner: 'fieldsync_demo',
       dateCreated: created,
       dateModified: created,
-      versions: o.assetType === 'block' ? [] : [{ uid: r.uid('v'), deployedAt: created }],
+      versions: first,
+      history: [...first],
       formhubUuid: r.uuid().replaceAll('-', ''),
-      content: { schema: '1', survey: surveyRows(r), choices: choiceRows(), settings: { default_language: 'English (en)' } },
+      content,
+      survey,
+      choices,
       records: new Map(),
       hidden: new Map(),
     };
@@ -88,19 +111,42 @@ export class KoboStore {
 
   /** Redeploys the form: later records and edits carry the new `__version__`. */
   deploy(uid: string): string {
+    return this.deployVersion(uid, () => undefined);
+  }
+
+  /**
+   * Saves a changed form (a draft version, as kpi does on every save) and
+   * deploys it: `mutate` edits a copy of the current form in place or returns
+   * a new one. Later records are filled in with it and carry its `__version__`.
+   */
+  deployVersion(uid: string, mutate: (survey: KoboNode[], choices: KoboChoices) => KoboNode[] | void): string {
     const a = this.get(uid);
-    const v = { uid: this.rng.uid('v'), deployedAt: new Date(this.now()) };
+    const draft = cloneSurvey(a.survey);
+    const choices = structuredClone(a.choices);
+    const survey = mutate(draft, choices) ?? draft;
+    const at = new Date(this.now());
+    const content = surveyContent(survey, choices);
+    const changed = JSON.stringify(content) !== JSON.stringify(a.content);
+    if (changed) a.history.push({ uid: this.rng.uid('v'), dateModified: new Date(at.getTime() - 1000), content });
+    const v: KoboVersion = { uid: this.rng.uid('v'), deployedAt: at, dateModified: at, content };
     a.versions.push(v);
-    a.dateModified = v.deployedAt;
+    a.history.push(v);
+    a.survey = survey;
+    a.choices = choices;
+    a.content = content;
+    a.dateModified = at;
     return v.uid;
   }
 
-  /** New submissions with fresh `_id`s; `hidden` ones take their `_id` now but show up only on {@link reveal}. */
-  create(uid: string, count: number, o: { hidden?: boolean } = {}): KoboRecord[] {
+  /**
+   * New submissions with fresh `_id`s; `hidden` ones take their `_id` now but show up only on {@link reveal}.
+   * `everyS`: seconds between their receive times (default 5-300, random) — a busy server hands out many ids a second.
+   */
+  create(uid: string, count: number, o: { hidden?: boolean; everyS?: number } = {}): KoboRecord[] {
     const a = this.get(uid);
     const out: KoboRecord[] = [];
     for (let i = 0; i < count; i++) {
-      this.clock += this.rng.int(5, 300) * 1000;
+      this.clock += (o.everyS ?? this.rng.int(5, 300)) * 1000;
       const rec = this.newRecord(a, new Date(this.now()));
       (o.hidden ? a.hidden : a.records).set(rec._id, rec);
       out.push(structuredClone(rec));
@@ -185,9 +231,9 @@ export class KoboStore {
     const r = this.rng;
     const id = this.nextId++;
     const started = new Date(received.getTime() - r.int(600, 7200) * 1000);
-    const answers = fillSurvey(r, { started, seq: id });
+    const answers = fillSurvey(r, { started, seq: id }, a.survey);
     const instance = r.uuid();
-    const attachments = MEDIA_PATHS.filter((p) => typeof answers[p] === 'string').map((p, i) => {
+    const attachments = mediaPaths(a.survey).filter((p) => typeof answers[p] === 'string').map((p, i) => {
       const file = answers[p] as string;
       const attUid = r.uid('att').slice(0, 22);
       return {

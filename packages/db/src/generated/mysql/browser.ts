@@ -23,6 +23,12 @@ export * from './enums.ts';
  */
 export type Submission = Prisma.SubmissionModel
 /**
+ * Model SupersededVersion
+ * Versions known to be replaced by another (a `replaces` seen for the key): such a
+ * version never overwrites a stored one again, whatever order copies arrive in.
+ */
+export type SupersededVersion = Prisma.SupersededVersionModel
+/**
  * Model SyncState
  * Poll cursor per (source, form).
  */

@@ -47,6 +47,12 @@ export { Prisma }
  */
 export type Submission = Prisma.SubmissionModel
 /**
+ * Model SupersededVersion
+ * Versions known to be replaced by another (a `replaces` seen for the key): such a
+ * version never overwrites a stored one again, whatever order copies arrive in.
+ */
+export type SupersededVersion = Prisma.SupersededVersionModel
+/**
  * Model SyncState
  * Poll cursor per (source, form).
  */

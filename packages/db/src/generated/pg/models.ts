@@ -9,6 +9,7 @@
  * 🟢 You can import this file directly.
  */
 export type * from './models/Submission.ts'
+export type * from './models/SupersededVersion.ts'
 export type * from './models/SyncState.ts'
 export type * from './models/SyncRun.ts'
 export type * from './models/DeadLetter.ts'

@@ -398,6 +398,7 @@ type FieldRefInputType<Model, FieldType> = Model extends never ? never : FieldRe
 
 export const ModelName = {
   Submission: 'Submission',
+  SupersededVersion: 'SupersededVersion',
   SyncState: 'SyncState',
   SyncRun: 'SyncRun',
   DeadLetter: 'DeadLetter',
@@ -417,7 +418,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "submission" | "syncState" | "syncRun" | "deadLetter" | "formSchema"
+    modelProps: "submission" | "supersededVersion" | "syncState" | "syncRun" | "deadLetter" | "formSchema"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -484,6 +485,72 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.SubmissionCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.SubmissionCountAggregateOutputType> | number
+        }
+      }
+    }
+    SupersededVersion: {
+      payload: Prisma.$SupersededVersionPayload<ExtArgs>
+      fields: Prisma.SupersededVersionFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.SupersededVersionFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.SupersededVersionFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        findFirst: {
+          args: Prisma.SupersededVersionFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.SupersededVersionFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        findMany: {
+          args: Prisma.SupersededVersionFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>[]
+        }
+        create: {
+          args: Prisma.SupersededVersionCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        createMany: {
+          args: Prisma.SupersededVersionCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        delete: {
+          args: Prisma.SupersededVersionDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        update: {
+          args: Prisma.SupersededVersionUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        deleteMany: {
+          args: Prisma.SupersededVersionDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.SupersededVersionUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        upsert: {
+          args: Prisma.SupersededVersionUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        aggregate: {
+          args: Prisma.SupersededVersionAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateSupersededVersion>
+        }
+        groupBy: {
+          args: Prisma.SupersededVersionGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SupersededVersionGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.SupersededVersionCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SupersededVersionCountAggregateOutputType> | number
         }
       }
     }
@@ -796,6 +863,7 @@ export const SubmissionScalarFieldEnum = {
   formId: 'formId',
   key: 'key',
   version: 'version',
+  replaces: 'replaces',
   updatedAt: 'updatedAt',
   submittedAt: 'submittedAt',
   deleted: 'deleted',
@@ -807,6 +875,16 @@ export const SubmissionScalarFieldEnum = {
 } as const
 
 export type SubmissionScalarFieldEnum = (typeof SubmissionScalarFieldEnum)[keyof typeof SubmissionScalarFieldEnum]
+
+
+export const SupersededVersionScalarFieldEnum = {
+  sourceId: 'sourceId',
+  formId: 'formId',
+  key: 'key',
+  version: 'version'
+} as const
+
+export type SupersededVersionScalarFieldEnum = (typeof SupersededVersionScalarFieldEnum)[keyof typeof SupersededVersionScalarFieldEnum]
 
 
 export const SyncStateScalarFieldEnum = {
@@ -827,6 +905,7 @@ export const SyncRunScalarFieldEnum = {
   mode: 'mode',
   startedAt: 'startedAt',
   finishedAt: 'finishedAt',
+  heartbeatAt: 'heartbeatAt',
   fetched: 'fetched',
   enqueued: 'enqueued',
   outcome: 'outcome',
@@ -919,10 +998,21 @@ export const SubmissionOrderByRelevanceFieldEnum = {
   formId: 'formId',
   key: 'key',
   version: 'version',
+  replaces: 'replaces',
   via: 'via'
 } as const
 
 export type SubmissionOrderByRelevanceFieldEnum = (typeof SubmissionOrderByRelevanceFieldEnum)[keyof typeof SubmissionOrderByRelevanceFieldEnum]
+
+
+export const SupersededVersionOrderByRelevanceFieldEnum = {
+  sourceId: 'sourceId',
+  formId: 'formId',
+  key: 'key',
+  version: 'version'
+} as const
+
+export type SupersededVersionOrderByRelevanceFieldEnum = (typeof SupersededVersionOrderByRelevanceFieldEnum)[keyof typeof SupersededVersionOrderByRelevanceFieldEnum]
 
 
 export const SyncStateOrderByRelevanceFieldEnum = {
@@ -1179,6 +1269,7 @@ export interface PrismaClientOptionsWithAdapter extends PrismaClientBaseOptions 
 export type PrismaClientOptions = PrismaClientOptionsWithAccelerateUrl | PrismaClientOptionsWithAdapter
 export type GlobalOmitConfig = {
   submission?: Prisma.SubmissionOmit
+  supersededVersion?: Prisma.SupersededVersionOmit
   syncState?: Prisma.SyncStateOmit
   syncRun?: Prisma.SyncRunOmit
   deadLetter?: Prisma.DeadLetterOmit

@@ -45,6 +45,7 @@ export type SyncRunMinAggregateOutputType = {
   mode: string | null
   startedAt: Date | null
   finishedAt: Date | null
+  heartbeatAt: Date | null
   fetched: number | null
   enqueued: number | null
   outcome: string | null
@@ -58,6 +59,7 @@ export type SyncRunMaxAggregateOutputType = {
   mode: string | null
   startedAt: Date | null
   finishedAt: Date | null
+  heartbeatAt: Date | null
   fetched: number | null
   enqueued: number | null
   outcome: string | null
@@ -71,6 +73,7 @@ export type SyncRunCountAggregateOutputType = {
   mode: number
   startedAt: number
   finishedAt: number
+  heartbeatAt: number
   fetched: number
   enqueued: number
   outcome: number
@@ -100,6 +103,7 @@ export type SyncRunMinAggregateInputType = {
   mode?: true
   startedAt?: true
   finishedAt?: true
+  heartbeatAt?: true
   fetched?: true
   enqueued?: true
   outcome?: true
@@ -113,6 +117,7 @@ export type SyncRunMaxAggregateInputType = {
   mode?: true
   startedAt?: true
   finishedAt?: true
+  heartbeatAt?: true
   fetched?: true
   enqueued?: true
   outcome?: true
@@ -126,6 +131,7 @@ export type SyncRunCountAggregateInputType = {
   mode?: true
   startedAt?: true
   finishedAt?: true
+  heartbeatAt?: true
   fetched?: true
   enqueued?: true
   outcome?: true
@@ -228,6 +234,7 @@ export type SyncRunGroupByOutputType = {
   mode: string
   startedAt: Date
   finishedAt: Date | null
+  heartbeatAt: Date | null
   fetched: number
   enqueued: number
   outcome: string
@@ -266,6 +273,7 @@ export type SyncRunWhereInput = {
   mode?: Prisma.StringFilter<"SyncRun"> | string
   startedAt?: Prisma.DateTimeFilter<"SyncRun"> | Date | string
   finishedAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
+  heartbeatAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
   fetched?: Prisma.IntFilter<"SyncRun"> | number
   enqueued?: Prisma.IntFilter<"SyncRun"> | number
   outcome?: Prisma.StringFilter<"SyncRun"> | string
@@ -281,6 +289,7 @@ export type SyncRunOrderByWithRelationInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrderInput | Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -300,6 +309,7 @@ export type SyncRunWhereUniqueInput = Prisma.AtLeast<{
   mode?: Prisma.StringFilter<"SyncRun"> | string
   startedAt?: Prisma.DateTimeFilter<"SyncRun"> | Date | string
   finishedAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
+  heartbeatAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
   fetched?: Prisma.IntFilter<"SyncRun"> | number
   enqueued?: Prisma.IntFilter<"SyncRun"> | number
   outcome?: Prisma.StringFilter<"SyncRun"> | string
@@ -315,6 +325,7 @@ export type SyncRunOrderByWithAggregationInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrderInput | Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -338,6 +349,7 @@ export type SyncRunScalarWhereWithAggregatesInput = {
   mode?: Prisma.StringWithAggregatesFilter<"SyncRun"> | string
   startedAt?: Prisma.DateTimeWithAggregatesFilter<"SyncRun"> | Date | string
   finishedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"SyncRun"> | Date | string | null
+  heartbeatAt?: Prisma.DateTimeNullableWithAggregatesFilter<"SyncRun"> | Date | string | null
   fetched?: Prisma.IntWithAggregatesFilter<"SyncRun"> | number
   enqueued?: Prisma.IntWithAggregatesFilter<"SyncRun"> | number
   outcome?: Prisma.StringWithAggregatesFilter<"SyncRun"> | string
@@ -353,6 +365,7 @@ export type SyncRunCreateInput = {
   mode: string
   startedAt: Date | string
   finishedAt?: Date | string | null
+  heartbeatAt?: Date | string | null
   fetched?: number
   enqueued?: number
   outcome: string
@@ -368,6 +381,7 @@ export type SyncRunUncheckedCreateInput = {
   mode: string
   startedAt: Date | string
   finishedAt?: Date | string | null
+  heartbeatAt?: Date | string | null
   fetched?: number
   enqueued?: number
   outcome: string
@@ -383,6 +397,7 @@ export type SyncRunUpdateInput = {
   mode?: Prisma.StringFieldUpdateOperationsInput | string
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
@@ -398,6 +413,7 @@ export type SyncRunUncheckedUpdateInput = {
   mode?: Prisma.StringFieldUpdateOperationsInput | string
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
@@ -413,6 +429,7 @@ export type SyncRunCreateManyInput = {
   mode: string
   startedAt: Date | string
   finishedAt?: Date | string | null
+  heartbeatAt?: Date | string | null
   fetched?: number
   enqueued?: number
   outcome: string
@@ -428,6 +445,7 @@ export type SyncRunUpdateManyMutationInput = {
   mode?: Prisma.StringFieldUpdateOperationsInput | string
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
@@ -443,6 +461,7 @@ export type SyncRunUncheckedUpdateManyInput = {
   mode?: Prisma.StringFieldUpdateOperationsInput | string
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
@@ -464,6 +483,7 @@ export type SyncRunCountOrderByAggregateInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -485,6 +505,7 @@ export type SyncRunMaxOrderByAggregateInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -498,6 +519,7 @@ export type SyncRunMinOrderByAggregateInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -518,10 +540,6 @@ export type IntFieldUpdateOperationsInput = {
   divide?: number
 }
 
-export type NullableStringFieldUpdateOperationsInput = {
-  set?: string | null
-}
-
 
 
 export type SyncRunSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -531,6 +549,7 @@ export type SyncRunSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   mode?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
   outcome?: boolean
@@ -548,6 +567,7 @@ export type SyncRunSelectScalar = {
   mode?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
   outcome?: boolean
@@ -556,7 +576,7 @@ export type SyncRunSelectScalar = {
   cursorTo?: boolean
 }
 
-export type SyncRunOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "sourceId" | "formId" | "mode" | "startedAt" | "finishedAt" | "fetched" | "enqueued" | "outcome" | "error" | "cursorFrom" | "cursorTo", ExtArgs["result"]["syncRun"]>
+export type SyncRunOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "sourceId" | "formId" | "mode" | "startedAt" | "finishedAt" | "heartbeatAt" | "fetched" | "enqueued" | "outcome" | "error" | "cursorFrom" | "cursorTo", ExtArgs["result"]["syncRun"]>
 
 export type $SyncRunPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "SyncRun"
@@ -568,6 +588,10 @@ export type $SyncRunPayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     mode: string
     startedAt: Date
     finishedAt: Date | null
+    /**
+     * Written with the progress counts while the run is alive; a 'running' row whose heartbeat is old was left by a dead process.
+     */
+    heartbeatAt: Date | null
     fetched: number
     enqueued: number
     outcome: string
@@ -949,6 +973,7 @@ export interface SyncRunFieldRefs {
   readonly mode: Prisma.FieldRef<"SyncRun", 'String'>
   readonly startedAt: Prisma.FieldRef<"SyncRun", 'DateTime'>
   readonly finishedAt: Prisma.FieldRef<"SyncRun", 'DateTime'>
+  readonly heartbeatAt: Prisma.FieldRef<"SyncRun", 'DateTime'>
   readonly fetched: Prisma.FieldRef<"SyncRun", 'Int'>
   readonly enqueued: Prisma.FieldRef<"SyncRun", 'Int'>
   readonly outcome: Prisma.FieldRef<"SyncRun", 'String'>

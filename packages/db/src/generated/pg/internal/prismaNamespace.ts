@@ -398,6 +398,7 @@ type FieldRefInputType<Model, FieldType> = Model extends never ? never : FieldRe
 
 export const ModelName = {
   Submission: 'Submission',
+  SupersededVersion: 'SupersededVersion',
   SyncState: 'SyncState',
   SyncRun: 'SyncRun',
   DeadLetter: 'DeadLetter',
@@ -417,7 +418,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "submission" | "syncState" | "syncRun" | "deadLetter" | "formSchema"
+    modelProps: "submission" | "supersededVersion" | "syncState" | "syncRun" | "deadLetter" | "formSchema"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -492,6 +493,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.SubmissionCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.SubmissionCountAggregateOutputType> | number
+        }
+      }
+    }
+    SupersededVersion: {
+      payload: Prisma.$SupersededVersionPayload<ExtArgs>
+      fields: Prisma.SupersededVersionFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.SupersededVersionFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.SupersededVersionFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        findFirst: {
+          args: Prisma.SupersededVersionFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.SupersededVersionFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        findMany: {
+          args: Prisma.SupersededVersionFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>[]
+        }
+        create: {
+          args: Prisma.SupersededVersionCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        createMany: {
+          args: Prisma.SupersededVersionCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.SupersededVersionCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>[]
+        }
+        delete: {
+          args: Prisma.SupersededVersionDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        update: {
+          args: Prisma.SupersededVersionUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        deleteMany: {
+          args: Prisma.SupersededVersionDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.SupersededVersionUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.SupersededVersionUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>[]
+        }
+        upsert: {
+          args: Prisma.SupersededVersionUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SupersededVersionPayload>
+        }
+        aggregate: {
+          args: Prisma.SupersededVersionAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateSupersededVersion>
+        }
+        groupBy: {
+          args: Prisma.SupersededVersionGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SupersededVersionGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.SupersededVersionCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SupersededVersionCountAggregateOutputType> | number
         }
       }
     }
@@ -836,6 +911,7 @@ export const SubmissionScalarFieldEnum = {
   formId: 'formId',
   key: 'key',
   version: 'version',
+  replaces: 'replaces',
   updatedAt: 'updatedAt',
   submittedAt: 'submittedAt',
   deleted: 'deleted',
@@ -847,6 +923,16 @@ export const SubmissionScalarFieldEnum = {
 } as const
 
 export type SubmissionScalarFieldEnum = (typeof SubmissionScalarFieldEnum)[keyof typeof SubmissionScalarFieldEnum]
+
+
+export const SupersededVersionScalarFieldEnum = {
+  sourceId: 'sourceId',
+  formId: 'formId',
+  key: 'key',
+  version: 'version'
+} as const
+
+export type SupersededVersionScalarFieldEnum = (typeof SupersededVersionScalarFieldEnum)[keyof typeof SupersededVersionScalarFieldEnum]
 
 
 export const SyncStateScalarFieldEnum = {
@@ -867,6 +953,7 @@ export const SyncRunScalarFieldEnum = {
   mode: 'mode',
   startedAt: 'startedAt',
   finishedAt: 'finishedAt',
+  heartbeatAt: 'heartbeatAt',
   fetched: 'fetched',
   enqueued: 'enqueued',
   outcome: 'outcome',
@@ -1202,6 +1289,7 @@ export interface PrismaClientOptionsWithAdapter extends PrismaClientBaseOptions 
 export type PrismaClientOptions = PrismaClientOptionsWithAccelerateUrl | PrismaClientOptionsWithAdapter
 export type GlobalOmitConfig = {
   submission?: Prisma.SubmissionOmit
+  supersededVersion?: Prisma.SupersededVersionOmit
   syncState?: Prisma.SyncStateOmit
   syncRun?: Prisma.SyncRunOmit
   deadLetter?: Prisma.DeadLetterOmit

@@ -52,6 +52,7 @@ export const AnyNull = runtime.AnyNull
 
 export const ModelName = {
   Submission: 'Submission',
+  SupersededVersion: 'SupersededVersion',
   SyncState: 'SyncState',
   SyncRun: 'SyncRun',
   DeadLetter: 'DeadLetter',
@@ -80,6 +81,7 @@ export const SubmissionScalarFieldEnum = {
   formId: 'formId',
   key: 'key',
   version: 'version',
+  replaces: 'replaces',
   updatedAt: 'updatedAt',
   submittedAt: 'submittedAt',
   deleted: 'deleted',
@@ -91,6 +93,16 @@ export const SubmissionScalarFieldEnum = {
 } as const
 
 export type SubmissionScalarFieldEnum = (typeof SubmissionScalarFieldEnum)[keyof typeof SubmissionScalarFieldEnum]
+
+
+export const SupersededVersionScalarFieldEnum = {
+  sourceId: 'sourceId',
+  formId: 'formId',
+  key: 'key',
+  version: 'version'
+} as const
+
+export type SupersededVersionScalarFieldEnum = (typeof SupersededVersionScalarFieldEnum)[keyof typeof SupersededVersionScalarFieldEnum]
 
 
 export const SyncStateScalarFieldEnum = {
@@ -111,6 +123,7 @@ export const SyncRunScalarFieldEnum = {
   mode: 'mode',
   startedAt: 'startedAt',
   finishedAt: 'finishedAt',
+  heartbeatAt: 'heartbeatAt',
   fetched: 'fetched',
   enqueued: 'enqueued',
   outcome: 'outcome',

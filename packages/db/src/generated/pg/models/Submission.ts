@@ -40,6 +40,7 @@ export type SubmissionMinAggregateOutputType = {
   formId: string | null
   key: string | null
   version: string | null
+  replaces: string | null
   updatedAt: Date | null
   submittedAt: Date | null
   deleted: boolean | null
@@ -55,6 +56,7 @@ export type SubmissionMaxAggregateOutputType = {
   formId: string | null
   key: string | null
   version: string | null
+  replaces: string | null
   updatedAt: Date | null
   submittedAt: Date | null
   deleted: boolean | null
@@ -70,6 +72,7 @@ export type SubmissionCountAggregateOutputType = {
   formId: number
   key: number
   version: number
+  replaces: number
   updatedAt: number
   submittedAt: number
   deleted: number
@@ -96,6 +99,7 @@ export type SubmissionMinAggregateInputType = {
   formId?: true
   key?: true
   version?: true
+  replaces?: true
   updatedAt?: true
   submittedAt?: true
   deleted?: true
@@ -111,6 +115,7 @@ export type SubmissionMaxAggregateInputType = {
   formId?: true
   key?: true
   version?: true
+  replaces?: true
   updatedAt?: true
   submittedAt?: true
   deleted?: true
@@ -126,6 +131,7 @@ export type SubmissionCountAggregateInputType = {
   formId?: true
   key?: true
   version?: true
+  replaces?: true
   updatedAt?: true
   submittedAt?: true
   deleted?: true
@@ -229,6 +235,7 @@ export type SubmissionGroupByOutputType = {
   formId: string
   key: string
   version: string
+  replaces: string | null
   updatedAt: Date
   submittedAt: Date
   deleted: boolean
@@ -268,6 +275,7 @@ export type SubmissionWhereInput = {
   formId?: Prisma.StringFilter<"Submission"> | string
   key?: Prisma.StringFilter<"Submission"> | string
   version?: Prisma.StringFilter<"Submission"> | string
+  replaces?: Prisma.StringNullableFilter<"Submission"> | string | null
   updatedAt?: Prisma.DateTimeFilter<"Submission"> | Date | string
   submittedAt?: Prisma.DateTimeFilter<"Submission"> | Date | string
   deleted?: Prisma.BoolFilter<"Submission"> | boolean
@@ -284,6 +292,7 @@ export type SubmissionOrderByWithRelationInput = {
   formId?: Prisma.SortOrder
   key?: Prisma.SortOrder
   version?: Prisma.SortOrder
+  replaces?: Prisma.SortOrderInput | Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   submittedAt?: Prisma.SortOrder
   deleted?: Prisma.SortOrder
@@ -304,6 +313,7 @@ export type SubmissionWhereUniqueInput = Prisma.AtLeast<{
   formId?: Prisma.StringFilter<"Submission"> | string
   key?: Prisma.StringFilter<"Submission"> | string
   version?: Prisma.StringFilter<"Submission"> | string
+  replaces?: Prisma.StringNullableFilter<"Submission"> | string | null
   updatedAt?: Prisma.DateTimeFilter<"Submission"> | Date | string
   submittedAt?: Prisma.DateTimeFilter<"Submission"> | Date | string
   deleted?: Prisma.BoolFilter<"Submission"> | boolean
@@ -320,6 +330,7 @@ export type SubmissionOrderByWithAggregationInput = {
   formId?: Prisma.SortOrder
   key?: Prisma.SortOrder
   version?: Prisma.SortOrder
+  replaces?: Prisma.SortOrderInput | Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   submittedAt?: Prisma.SortOrder
   deleted?: Prisma.SortOrder
@@ -344,6 +355,7 @@ export type SubmissionScalarWhereWithAggregatesInput = {
   formId?: Prisma.StringWithAggregatesFilter<"Submission"> | string
   key?: Prisma.StringWithAggregatesFilter<"Submission"> | string
   version?: Prisma.StringWithAggregatesFilter<"Submission"> | string
+  replaces?: Prisma.StringNullableWithAggregatesFilter<"Submission"> | string | null
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Submission"> | Date | string
   submittedAt?: Prisma.DateTimeWithAggregatesFilter<"Submission"> | Date | string
   deleted?: Prisma.BoolWithAggregatesFilter<"Submission"> | boolean
@@ -360,6 +372,7 @@ export type SubmissionCreateInput = {
   formId: string
   key: string
   version: string
+  replaces?: string | null
   updatedAt: Date | string
   submittedAt: Date | string
   deleted?: boolean
@@ -376,6 +389,7 @@ export type SubmissionUncheckedCreateInput = {
   formId: string
   key: string
   version: string
+  replaces?: string | null
   updatedAt: Date | string
   submittedAt: Date | string
   deleted?: boolean
@@ -392,6 +406,7 @@ export type SubmissionUpdateInput = {
   formId?: Prisma.StringFieldUpdateOperationsInput | string
   key?: Prisma.StringFieldUpdateOperationsInput | string
   version?: Prisma.StringFieldUpdateOperationsInput | string
+  replaces?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   submittedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -408,6 +423,7 @@ export type SubmissionUncheckedUpdateInput = {
   formId?: Prisma.StringFieldUpdateOperationsInput | string
   key?: Prisma.StringFieldUpdateOperationsInput | string
   version?: Prisma.StringFieldUpdateOperationsInput | string
+  replaces?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   submittedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -424,6 +440,7 @@ export type SubmissionCreateManyInput = {
   formId: string
   key: string
   version: string
+  replaces?: string | null
   updatedAt: Date | string
   submittedAt: Date | string
   deleted?: boolean
@@ -440,6 +457,7 @@ export type SubmissionUpdateManyMutationInput = {
   formId?: Prisma.StringFieldUpdateOperationsInput | string
   key?: Prisma.StringFieldUpdateOperationsInput | string
   version?: Prisma.StringFieldUpdateOperationsInput | string
+  replaces?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   submittedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -456,6 +474,7 @@ export type SubmissionUncheckedUpdateManyInput = {
   formId?: Prisma.StringFieldUpdateOperationsInput | string
   key?: Prisma.StringFieldUpdateOperationsInput | string
   version?: Prisma.StringFieldUpdateOperationsInput | string
+  replaces?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   submittedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -478,6 +497,7 @@ export type SubmissionCountOrderByAggregateInput = {
   formId?: Prisma.SortOrder
   key?: Prisma.SortOrder
   version?: Prisma.SortOrder
+  replaces?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   submittedAt?: Prisma.SortOrder
   deleted?: Prisma.SortOrder
@@ -498,6 +518,7 @@ export type SubmissionMaxOrderByAggregateInput = {
   formId?: Prisma.SortOrder
   key?: Prisma.SortOrder
   version?: Prisma.SortOrder
+  replaces?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   submittedAt?: Prisma.SortOrder
   deleted?: Prisma.SortOrder
@@ -513,6 +534,7 @@ export type SubmissionMinOrderByAggregateInput = {
   formId?: Prisma.SortOrder
   key?: Prisma.SortOrder
   version?: Prisma.SortOrder
+  replaces?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   submittedAt?: Prisma.SortOrder
   deleted?: Prisma.SortOrder
@@ -538,6 +560,10 @@ export type StringFieldUpdateOperationsInput = {
   set?: string
 }
 
+export type NullableStringFieldUpdateOperationsInput = {
+  set?: string | null
+}
+
 export type DateTimeFieldUpdateOperationsInput = {
   set?: Date | string
 }
@@ -558,6 +584,7 @@ export type SubmissionSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   formId?: boolean
   key?: boolean
   version?: boolean
+  replaces?: boolean
   updatedAt?: boolean
   submittedAt?: boolean
   deleted?: boolean
@@ -574,6 +601,7 @@ export type SubmissionSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   formId?: boolean
   key?: boolean
   version?: boolean
+  replaces?: boolean
   updatedAt?: boolean
   submittedAt?: boolean
   deleted?: boolean
@@ -590,6 +618,7 @@ export type SubmissionSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   formId?: boolean
   key?: boolean
   version?: boolean
+  replaces?: boolean
   updatedAt?: boolean
   submittedAt?: boolean
   deleted?: boolean
@@ -606,6 +635,7 @@ export type SubmissionSelectScalar = {
   formId?: boolean
   key?: boolean
   version?: boolean
+  replaces?: boolean
   updatedAt?: boolean
   submittedAt?: boolean
   deleted?: boolean
@@ -616,7 +646,7 @@ export type SubmissionSelectScalar = {
   loadedAt?: boolean
 }
 
-export type SubmissionOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "sourceId" | "formId" | "key" | "version" | "updatedAt" | "submittedAt" | "deleted" | "deletedAt" | "stateSeenAt" | "data" | "via" | "loadedAt", ExtArgs["result"]["submission"]>
+export type SubmissionOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "sourceId" | "formId" | "key" | "version" | "replaces" | "updatedAt" | "submittedAt" | "deleted" | "deletedAt" | "stateSeenAt" | "data" | "via" | "loadedAt", ExtArgs["result"]["submission"]>
 
 export type $SubmissionPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "Submission"
@@ -627,6 +657,10 @@ export type $SubmissionPayload<ExtArgs extends runtime.Types.Extensions.Internal
     formId: string
     key: string
     version: string
+    /**
+     * The version this one replaces (Kobo `meta/deprecatedID`); null for an original and for sources without lineage.
+     */
+    replaces: string | null
     updatedAt: Date
     submittedAt: Date
     deleted: boolean
@@ -1066,6 +1100,7 @@ export interface SubmissionFieldRefs {
   readonly formId: Prisma.FieldRef<"Submission", 'String'>
   readonly key: Prisma.FieldRef<"Submission", 'String'>
   readonly version: Prisma.FieldRef<"Submission", 'String'>
+  readonly replaces: Prisma.FieldRef<"Submission", 'String'>
   readonly updatedAt: Prisma.FieldRef<"Submission", 'DateTime'>
   readonly submittedAt: Prisma.FieldRef<"Submission", 'DateTime'>
   readonly deleted: Prisma.FieldRef<"Submission", 'Boolean'>

@@ -45,6 +45,7 @@ export type SyncRunMinAggregateOutputType = {
   mode: string | null
   startedAt: Date | null
   finishedAt: Date | null
+  heartbeatAt: Date | null
   fetched: number | null
   enqueued: number | null
   outcome: string | null
@@ -58,6 +59,7 @@ export type SyncRunMaxAggregateOutputType = {
   mode: string | null
   startedAt: Date | null
   finishedAt: Date | null
+  heartbeatAt: Date | null
   fetched: number | null
   enqueued: number | null
   outcome: string | null
@@ -71,6 +73,7 @@ export type SyncRunCountAggregateOutputType = {
   mode: number
   startedAt: number
   finishedAt: number
+  heartbeatAt: number
   fetched: number
   enqueued: number
   outcome: number
@@ -100,6 +103,7 @@ export type SyncRunMinAggregateInputType = {
   mode?: true
   startedAt?: true
   finishedAt?: true
+  heartbeatAt?: true
   fetched?: true
   enqueued?: true
   outcome?: true
@@ -113,6 +117,7 @@ export type SyncRunMaxAggregateInputType = {
   mode?: true
   startedAt?: true
   finishedAt?: true
+  heartbeatAt?: true
   fetched?: true
   enqueued?: true
   outcome?: true
@@ -126,6 +131,7 @@ export type SyncRunCountAggregateInputType = {
   mode?: true
   startedAt?: true
   finishedAt?: true
+  heartbeatAt?: true
   fetched?: true
   enqueued?: true
   outcome?: true
@@ -228,6 +234,7 @@ export type SyncRunGroupByOutputType = {
   mode: string
   startedAt: Date
   finishedAt: Date | null
+  heartbeatAt: Date | null
   fetched: number
   enqueued: number
   outcome: string
@@ -266,6 +273,7 @@ export type SyncRunWhereInput = {
   mode?: Prisma.StringFilter<"SyncRun"> | string
   startedAt?: Prisma.DateTimeFilter<"SyncRun"> | Date | string
   finishedAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
+  heartbeatAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
   fetched?: Prisma.IntFilter<"SyncRun"> | number
   enqueued?: Prisma.IntFilter<"SyncRun"> | number
   outcome?: Prisma.StringFilter<"SyncRun"> | string
@@ -281,6 +289,7 @@ export type SyncRunOrderByWithRelationInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrderInput | Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -299,6 +308,7 @@ export type SyncRunWhereUniqueInput = Prisma.AtLeast<{
   mode?: Prisma.StringFilter<"SyncRun"> | string
   startedAt?: Prisma.DateTimeFilter<"SyncRun"> | Date | string
   finishedAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
+  heartbeatAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
   fetched?: Prisma.IntFilter<"SyncRun"> | number
   enqueued?: Prisma.IntFilter<"SyncRun"> | number
   outcome?: Prisma.StringFilter<"SyncRun"> | string
@@ -314,6 +324,7 @@ export type SyncRunOrderByWithAggregationInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrderInput | Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -337,6 +348,7 @@ export type SyncRunScalarWhereWithAggregatesInput = {
   mode?: Prisma.StringWithAggregatesFilter<"SyncRun"> | string
   startedAt?: Prisma.DateTimeWithAggregatesFilter<"SyncRun"> | Date | string
   finishedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"SyncRun"> | Date | string | null
+  heartbeatAt?: Prisma.DateTimeNullableWithAggregatesFilter<"SyncRun"> | Date | string | null
   fetched?: Prisma.IntWithAggregatesFilter<"SyncRun"> | number
   enqueued?: Prisma.IntWithAggregatesFilter<"SyncRun"> | number
   outcome?: Prisma.StringWithAggregatesFilter<"SyncRun"> | string
@@ -352,6 +364,7 @@ export type SyncRunCreateInput = {
   mode: string
   startedAt: Date | string
   finishedAt?: Date | string | null
+  heartbeatAt?: Date | string | null
   fetched?: number
   enqueued?: number
   outcome: string
@@ -367,6 +380,7 @@ export type SyncRunUncheckedCreateInput = {
   mode: string
   startedAt: Date | string
   finishedAt?: Date | string | null
+  heartbeatAt?: Date | string | null
   fetched?: number
   enqueued?: number
   outcome: string
@@ -382,6 +396,7 @@ export type SyncRunUpdateInput = {
   mode?: Prisma.StringFieldUpdateOperationsInput | string
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
@@ -397,6 +412,7 @@ export type SyncRunUncheckedUpdateInput = {
   mode?: Prisma.StringFieldUpdateOperationsInput | string
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
@@ -412,6 +428,7 @@ export type SyncRunCreateManyInput = {
   mode: string
   startedAt: Date | string
   finishedAt?: Date | string | null
+  heartbeatAt?: Date | string | null
   fetched?: number
   enqueued?: number
   outcome: string
@@ -427,6 +444,7 @@ export type SyncRunUpdateManyMutationInput = {
   mode?: Prisma.StringFieldUpdateOperationsInput | string
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
@@ -442,6 +460,7 @@ export type SyncRunUncheckedUpdateManyInput = {
   mode?: Prisma.StringFieldUpdateOperationsInput | string
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
@@ -457,6 +476,7 @@ export type SyncRunCountOrderByAggregateInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -478,6 +498,7 @@ export type SyncRunMaxOrderByAggregateInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -491,6 +512,7 @@ export type SyncRunMinOrderByAggregateInput = {
   mode?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
+  heartbeatAt?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -511,10 +533,6 @@ export type IntFieldUpdateOperationsInput = {
   divide?: number
 }
 
-export type NullableStringFieldUpdateOperationsInput = {
-  set?: string | null
-}
-
 
 
 export type SyncRunSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -524,6 +542,7 @@ export type SyncRunSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   mode?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
   outcome?: boolean
@@ -539,6 +558,7 @@ export type SyncRunSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   mode?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
   outcome?: boolean
@@ -554,6 +574,7 @@ export type SyncRunSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   mode?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
   outcome?: boolean
@@ -569,6 +590,7 @@ export type SyncRunSelectScalar = {
   mode?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
   outcome?: boolean
@@ -577,7 +599,7 @@ export type SyncRunSelectScalar = {
   cursorTo?: boolean
 }
 
-export type SyncRunOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "sourceId" | "formId" | "mode" | "startedAt" | "finishedAt" | "fetched" | "enqueued" | "outcome" | "error" | "cursorFrom" | "cursorTo", ExtArgs["result"]["syncRun"]>
+export type SyncRunOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "sourceId" | "formId" | "mode" | "startedAt" | "finishedAt" | "heartbeatAt" | "fetched" | "enqueued" | "outcome" | "error" | "cursorFrom" | "cursorTo", ExtArgs["result"]["syncRun"]>
 
 export type $SyncRunPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "SyncRun"
@@ -589,6 +611,10 @@ export type $SyncRunPayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     mode: string
     startedAt: Date
     finishedAt: Date | null
+    /**
+     * Written with the progress counts while the run is alive; a 'running' row whose heartbeat is old was left by a dead process.
+     */
+    heartbeatAt: Date | null
     fetched: number
     enqueued: number
     outcome: string
@@ -1024,6 +1050,7 @@ export interface SyncRunFieldRefs {
   readonly mode: Prisma.FieldRef<"SyncRun", 'String'>
   readonly startedAt: Prisma.FieldRef<"SyncRun", 'DateTime'>
   readonly finishedAt: Prisma.FieldRef<"SyncRun", 'DateTime'>
+  readonly heartbeatAt: Prisma.FieldRef<"SyncRun", 'DateTime'>
   readonly fetched: Prisma.FieldRef<"SyncRun", 'Int'>
   readonly enqueued: Prisma.FieldRef<"SyncRun", 'Int'>
   readonly outcome: Prisma.FieldRef<"SyncRun", 'String'>

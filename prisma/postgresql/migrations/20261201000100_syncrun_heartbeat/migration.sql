@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "SyncRun" ADD COLUMN     "heartbeatAt" TIMESTAMPTZ(3);
