@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { IngestBatch, PollForm, DeadLetter, QUEUE, schedulerId } from './catalog.ts';
+import { IngestBatch, PollForm, DeadLetter, QUEUE, schedulerId, STALL_CHECK_MS, type JobDef } from './catalog.ts';
+import * as catalog from './catalog.ts';
 import { createQueues, createRedis } from './connection.ts';
 import { testQueueSettings, dropQueuePrefix, drained } from './testing.ts';
 
@@ -20,6 +21,17 @@ describe('job catalog', () => {
     expect(IngestBatch.payload.safeParse({ submissions: [{ key: 'x' }] }).success).toBe(false);
     expect(PollForm.payload.safeParse({ sourceId: 's', formId: 'f', mode: 'nightly' }).success).toBe(false);
     expect(PollForm.payload.parse({ sourceId: 's', formId: 'f', mode: 'sweep' })).toEqual({ sourceId: 's', formId: 'f', mode: 'sweep' });
+  });
+
+  it('job locks are short and agree per queue: a dead worker\'s job runs again within 30 s, however long a job may run', () => {
+    const jobs = Object.values(catalog).filter((v): v is JobDef<never> => typeof v === 'object' && v !== null && 'queue' in v && 'lockMs' in v);
+    expect(jobs.length).toBeGreaterThanOrEqual(4);
+    for (const j of jobs) {
+      expect(j.lockMs + STALL_CHECK_MS).toBeLessThanOrEqual(30_000);
+      expect(j.lockMs).toBeLessThan(j.timeoutMs);
+      // One Worker per queue has one lock duration: every job on that queue must want the same.
+      expect(jobs.filter((o) => o.queue === j.queue).map((o) => o.lockMs)).toEqual(jobs.filter((o) => o.queue === j.queue).map(() => j.lockMs));
+    }
   });
 
   it('scheduler ids are stable per (source, form, mode)', () => {

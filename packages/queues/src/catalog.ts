@@ -21,10 +21,27 @@ export interface JobDef<S extends z.ZodType> {
   options: JobsOptions;
   /** How long one attempt may run before it counts as failed. */
   timeoutMs: number;
+  /**
+   * How long a worker's lock on a running job lasts; not how long the job may
+   * run. The worker renews it every lockMs/2 for as long as the attempt runs,
+   * so it lapses only when the worker is gone (kill -9, a hang); the stall
+   * check then hands the job to another worker within lockMs + STALL_CHECK_MS.
+   * Workers consuming one queue use that queue's jobs' lockMs (they agree).
+   */
+  lockMs: number;
 }
 
-function job<S extends z.ZodType>(d: JobDef<S>): JobDef<S> {
-  return d;
+/**
+ * Job locks and the stall check that finds lapsed ones: a job whose worker
+ * died is running again elsewhere after at most LOCK_MS + STALL_CHECK_MS
+ * (25 s). A worker's event loop may stall up to ~LOCK_MS/2 without its jobs
+ * being taken from it.
+ */
+export const LOCK_MS = 20_000;
+export const STALL_CHECK_MS = 5_000;
+
+function job<S extends z.ZodType>(d: Omit<JobDef<S>, 'lockMs'> & { lockMs?: number }): JobDef<S> {
+  return { ...d, lockMs: d.lockMs ?? LOCK_MS };
 }
 
 /** A batch of canonical submissions: one job = one transaction of bulk upserts. */
@@ -46,6 +63,33 @@ export const IngestBatch = job({
 export function ingestJobOptions(policy: { attempts: number; backoffMs: number }): JobsOptions {
   return { ...IngestBatch.options, attempts: policy.attempts, backoff: { type: 'exponential', delay: policy.backoffMs, jitter: 0.5 } };
 }
+
+/**
+ * An authenticated webhook body kept whole for the loader to read: one that no
+ * parser understood when it arrived (`reason`), or an XML body (the loader
+ * knows the form's repeats from its stored definition; the ingress never
+ * touches the database). The loader reads it with its config: records go on
+ * as an ingest batch; a body it cannot read either is dead-lettered at once
+ * (a parse failure is deterministic), to load after a config change and a
+ * replay. On the ingest queue so one worker serves both.
+ */
+export const UnparsedWebhook = job({
+  queue: QUEUE.ingest,
+  name: 'unparsed-webhook',
+  payload: z.object({
+    sourceId: z.string(),
+    contentType: z.string(),
+    /** The raw body, exactly as received (UTF-8). */
+    body: z.string(),
+    /** Why it was not understood on arrival; absent when it was (an XML body). */
+    reason: z.string().optional(),
+    receivedAt: z.iso.datetime({ offset: true }),
+    hints: z.object({ formId: z.string().optional() }).default({}),
+  }),
+  options: IngestBatch.options,
+  timeoutMs: 60_000,
+});
+export type UnparsedWebhookData = z.infer<typeof UnparsedWebhook.payload>;
 
 /** Page a source for one form: incremental poll, edit/delete sweep, or full backfill. */
 export const PollForm = job({

@@ -1,8 +1,10 @@
 import { Job, QueueEvents, Worker } from 'bullmq';
 import type { Database } from '@fieldsync/db';
-import { QUEUE, IngestBatch, createRedis, type Queues, type QueueSettings } from '@fieldsync/queues';
+import { QUEUE, IngestBatch, UnparsedWebhook, STALL_CHECK_MS, createRedis, type Queues, type QueueSettings } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import { createIngestProcessor, deadLetter, type IngestDeps } from './ingest.processor.ts';
+import { createUnparsedWebhookProcessor } from './webhook.processor.ts';
+import type { FieldsyncConfig } from '@fieldsync/config';
 
 export interface WorkerDeps {
   settings: QueueSettings;
@@ -11,14 +13,26 @@ export interface WorkerDeps {
   log: Logger;
 }
 
-export interface IngestWorkerOptions {
-  concurrency?: number;
-  outage?: IngestDeps['outage'];
-  /** How often a job may lose its loader (crash, kill -9, a missed shutdown deadline) before it is dead-lettered. */
-  maxStalledCount?: number;
-  /** Lock and stall-check timing; tests shorten them. */
+/** Lock and stall-check timing (defaults: the catalog's lockMs, STALL_CHECK_MS); tests shorten them. */
+export interface WorkerTiming {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+}
+
+/** BullMQ Worker lock options: renewed every lockDuration/2 by BullMQ itself, checked every stalledInterval. */
+export function lockOptions(t: WorkerTiming, lockMs: number): { lockDuration: number; stalledInterval: number } {
+  return { lockDuration: t.lockDurationMs ?? lockMs, stalledInterval: t.stalledIntervalMs ?? STALL_CHECK_MS };
+}
+
+export interface IngestWorkerOptions extends WorkerTiming {
+  /** Lets the loader read kept webhook bodies with the current sources' parsers. */
+  config?: FieldsyncConfig;
+  concurrency?: number;
+  outage?: IngestDeps['outage'];
+  /** Typed analyst tables (default: from `config`, when given). */
+  tables?: IngestDeps['tables'];
+  /** How often a job may lose its loader (crash, kill -9, a missed shutdown deadline) before it is dead-lettered. */
+  maxStalledCount?: number;
 }
 
 const STALLED = /stalled more than allowable limit/;
@@ -30,7 +44,10 @@ const STALLED = /stalled more than allowable limit/;
  * loader listens, and the first to claim the job id dead-letters it.
  */
 function deadLetterStalledJobs(deps: WorkerDeps): { close(): Promise<void> } {
-  const events = new QueueEvents(QUEUE.ingest, { connection: createRedis(deps.settings.redisUrl, 'worker'), prefix: deps.settings.prefix });
+  const eventsConn = createRedis(deps.settings.redisUrl, 'worker');
+  // QueueEvents does not listen for its connection's errors: unheard, each reconnect attempt prints "Unhandled error event".
+  eventsConn.on('error', () => {});
+  const events = new QueueEvents(QUEUE.ingest, { connection: eventsConn, prefix: deps.settings.prefix });
   const claims = createRedis(deps.settings.redisUrl, 'worker');
   claims.on('error', () => {}); // reconnects by itself; the events listener logs Redis trouble
   events.on('error', (err) => deps.log.warn({ err: err.message }, 'ingest events error'));
@@ -53,12 +70,17 @@ function deadLetterStalledJobs(deps: WorkerDeps): { close(): Promise<void> } {
 
 /** The loader's worker: consumes `ingest`. */
 export function startIngestWorker(deps: WorkerDeps & IngestWorkerOptions): Worker {
-  const worker = new Worker(QUEUE.ingest, createIngestProcessor(deps), {
+  const ingest = createIngestProcessor(deps);
+  const unparsed = createUnparsedWebhookProcessor(deps);
+  // One queue, two job kinds: batches, and webhook bodies the ingress could not read.
+  const worker = new Worker(QUEUE.ingest, (job, token) => (job.name === UnparsedWebhook.name ? unparsed(job) : ingest(job, token)), {
     connection: createRedis(deps.settings.redisUrl, 'worker'),
     prefix: deps.settings.prefix,
     concurrency: deps.concurrency ?? 4,
-    lockDuration: deps.lockDurationMs ?? IngestBatch.timeoutMs,
-    ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
+    // A short lock, renewed while the batch runs (an outage wait leaves the
+    // active list via moveToDelayed): a killed loader's batches run elsewhere
+    // within lockMs + STALL_CHECK_MS instead of after the attempt's timeout.
+    ...lockOptions(deps, IngestBatch.lockMs),
     // A job whose loader dies is handed to another loader; only one that keeps
     // killing loaders is given up on (and dead-lettered, below).
     maxStalledCount: deps.maxStalledCount ?? 5,

@@ -3,11 +3,74 @@
  * (no processor runs, no Worker event). They must still reach the dead letters.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Worker } from 'bullmq';
+import { QueueEvents, Worker } from 'bullmq';
+import type { Database } from '@fieldsync/db';
 import { makeSubmission } from '@fieldsync/model/testing';
-import { createRedis, IngestBatch, QUEUE } from '@fieldsync/queues';
-import { openHarness, until, type Harness } from './testing.ts';
+import { createRedis, IngestBatch, PollForm, QUEUE } from '@fieldsync/queues';
+import { startKoboSimulator } from '@fieldsync/simulator';
+import { openHarness, until, koboTestConfig, testLog, type Harness } from './testing.ts';
 import { replayDeadLetters } from './replay.ts';
+import { startPollWorker } from './poll.worker.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Lock and stall check at 1/20 of the real timing: a job runs for several lock durations. */
+const FAST = { lockDurationMs: 1_000, stalledIntervalMs: 250 };
+
+/** Counts `stalled` events on a queue (a live worker's job taken from it would show here). */
+function stalledEvents(h: Harness, queue: string) {
+  const events = new QueueEvents(queue, { connection: createRedis(h.settings.redisUrl, 'worker'), prefix: h.settings.prefix });
+  const ids: string[] = [];
+  events.on('stalled', ({ jobId }) => void ids.push(jobId));
+  return { ids, ready: events.waitUntilReady(), close: () => events.close() };
+}
+
+describe('a job that runs longer than its lock', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await openHarness('postgresql');
+  });
+  afterAll(() => h?.close());
+
+  it('a batch whose transaction takes 4 lock durations is not taken from its loader, and runs once', async () => {
+    const stalled = stalledEvents(h, QUEUE.ingest);
+    await stalled.ready;
+    let runs = 0;
+    const slow: Database = { ...h.db, transaction: async (fn) => (runs++, await sleep(4_000), h.db.transaction(fn)) };
+    h.startLoader({ ...FAST, db: slow });
+    h.startLoader(FAST); // a second loader, whose stall check would take the job if its lock lapsed
+    const job = await h.queues.ingest.add(IngestBatch.name, { submissions: [makeSubmission({ formId: 'long', key: '1', data: {} })] }, IngestBatch.options);
+    await until(() => job.getState(), (s) => s === 'completed', 15_000);
+    expect(await job.getState()).toBe('completed');
+    expect(runs).toBe(1);
+    expect(stalled.ids).toEqual([]);
+    expect(await h.db.prisma.submission.count({ where: { formId: 'long' } })).toBe(1);
+    await stalled.close();
+  });
+
+  it('a poll that takes several lock durations (slow pages) keeps its lock and runs once', async () => {
+    const kobo = await startKoboSimulator({ submissions: 300, seed: 5 });
+    try {
+      const stalled = stalledEvents(h, QUEUE.poll);
+      await stalled.ready;
+      // Three pages, each answered after 1.5 s: the poll runs ~5 lock durations.
+      kobo.failNext({}, { delayMs: 1_500 }, { delayMs: 1_500 }, { delayMs: 1_500 });
+      const config = koboTestConfig(kobo, { pageSize: 100 });
+      const deps = { settings: h.settings, db: h.db, queues: h.queues, log: testLog, config, ...FAST };
+      const pollers = [startPollWorker(deps), startPollWorker(deps)];
+      h.startLoader();
+      const job = await h.queues.poll.add(PollForm.name, { sourceId: 'kobo', formId: kobo.assetUids[0]!, mode: 'backfill' }, PollForm.options);
+      await until(() => job.getState(), (s) => s === 'completed' || s === 'failed', 20_000);
+      expect(await job.getState()).toBe('completed');
+      expect(stalled.ids).toEqual([]);
+      expect(await h.db.prisma.syncRun.count({ where: { mode: 'backfill' } })).toBe(1);
+      expect(await until(() => h.db.prisma.submission.count({ where: { formId: kobo.assetUids[0]! } }), (n) => n === 300)).toBe(300);
+      await Promise.all(pollers.map((w) => w.close()));
+      await stalled.close();
+    } finally {
+      await kobo.close();
+    }
+  });
+});
 
 describe('a job that stalls past its limit', () => {
   let h: Harness;
