@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { ingestJobOptions } from '@fieldsync/queues';
-import { createConnector } from '@fieldsync/connectors';
+import { AuthError, createConnector } from '@fieldsync/connectors';
 import { bootstrap, connect, runPoll, type PollMode } from '@fieldsync/sync';
 
 const { values } = parseArgs({
@@ -44,7 +44,7 @@ try {
     const summary = await runPoll(
       { db, queues, log, batchSize: source.batchSize, ingestOptions: ingestJobOptions(config.ingest) },
       {
-        connector, formId, mode,
+        connector, formId, mode, configPath: `sources[${config.sources.indexOf(source)}]`,
         onProgress: (p) => {
           if (!bar) return;
           bar.setTotal(p.total ?? Math.max(p.fetched, 1));
@@ -56,9 +56,12 @@ try {
     console.log(JSON.stringify({ source: source.id, form: formId, mode, fetched: summary.fetched, enqueued: summary.enqueued, cursor: summary.cursor }));
   }
 } catch (err) {
-  console.error(`${mode} failed: ${(err as Error).message}`);
+  const message = err instanceof AuthError ? err.at(`sources[${config.sources.indexOf(source)}]`) : (err as Error).message;
+  console.error(`${mode} failed: ${message}`);
   exitCode = 1;
 } finally {
+  // A one-off run leaves no live ODK session behind (DELETE /v1/sessions/current).
+  await connector.close?.();
   await close();
 }
 process.exit(exitCode);

@@ -2,7 +2,11 @@ import got, { type Got, type RetryObject } from 'got';
 import type { HttpPolicy } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 
-/** Statuses worth another try; everything else fails at once. */
+/**
+ * Statuses worth another try; everything else fails at once — 401/403 above all:
+ * refused credentials are not transient (the connectors turn them into AuthError),
+ * and retrying a refused login only fills the server's log with failed logins.
+ */
 export const RETRY_STATUS = [408, 425, 429, 500, 502, 503, 504, 521, 522, 524];
 
 /** Longest Retry-After we wait out; a server asking for more fails the request (and the poll retries later). */

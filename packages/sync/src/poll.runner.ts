@@ -1,9 +1,10 @@
 import type { CanonicalSubmission } from '@fieldsync/model';
-import { loadCursor, saveCursor, resetCursor, startRun, finishRun, storedVersions, type Database, type Cursor } from '@fieldsync/db';
-import type { SourceConnector } from '@fieldsync/connectors';
+import { loadCursor, saveCursor, resetCursor, startRun, finishRun, progressRun, closeStaleRuns, storedVersions, type Database, type Cursor } from '@fieldsync/db';
+import { AuthError, type SourceConnector } from '@fieldsync/connectors';
 import { IngestBatch, type Queues } from '@fieldsync/queues';
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from '@fieldsync/logger';
+import { watchFormSchemas } from './form-schemas.ts';
 
 export type PollMode = 'poll' | 'sweep' | 'backfill';
 
@@ -21,6 +22,10 @@ export interface PollDeps {
   batchSize: number;
   /** Per-job options from config (attempts, backoff). */
   ingestOptions?: JobsOptions;
+  /** How often the run's counts and heartbeat are written while it runs. Default 5 s. */
+  progressEveryMs?: number;
+  /** A 'running' run of the same form silent this long is closed as interrupted. Default RUN_STALE_AFTER_MS (2 min). */
+  staleAfterMs?: number;
 }
 
 export interface PollRequest {
@@ -29,6 +34,8 @@ export interface PollRequest {
   mode: PollMode;
   onProgress?: (p: PollProgress) => void;
   signal?: AbortSignal;
+  /** Where the source sits in the config file (`sources[0]`): credential errors name the key to fix. */
+  configPath?: string;
 }
 
 export interface PollSummary extends PollProgress {
@@ -52,6 +59,47 @@ async function enqueue(deps: PollDeps, submissions: CanonicalSubmission[]): Prom
 }
 
 /**
+ * Writes the run's counts and heartbeat at most every `everyMs`: on the first page,
+ * then as pages arrive, and on a timer between them (a poll waiting out a long
+ * Retry-After is alive). A failed write (database away) is logged once and retried
+ * at the next tick; the run goes on.
+ */
+function heartbeat(deps: PollDeps, runId: bigint, progress: PollProgress) {
+  const everyMs = deps.progressEveryMs ?? 5_000;
+  let last = 0;
+  let writing: Promise<void> | undefined;
+  let failing = false;
+  const write = (due = false) => {
+    if (writing || (!due && Date.now() - last < everyMs)) return;
+    last = Date.now();
+    writing = progressRun(deps.db, runId, { fetched: progress.fetched, enqueued: progress.enqueued })
+      .then(
+        () => void (failing = false),
+        (err: unknown) => {
+          if (!failing) deps.log.warn({ runId: String(runId), err: (err as Error).message }, 'could not write sync run progress; will retry');
+          failing = true;
+        },
+      )
+      .finally(() => (writing = undefined));
+  };
+  const timer = setInterval(() => write(true), everyMs);
+  timer.unref();
+  return {
+    page: () => write(),
+    /** Waits for a write in flight, so it cannot land after the final counts. */
+    async stop() {
+      clearInterval(timer);
+      await writing;
+    },
+  };
+}
+
+async function closeStale(deps: PollDeps, sourceId: string, formId: string): Promise<void> {
+  const closed = await closeStaleRuns(deps.db, { sourceId, formId, staleAfterMs: deps.staleAfterMs });
+  if (closed.length) deps.log.warn({ sourceId, formId, runs: closed.map((r) => `${String(r.id)} (${r.mode})`) }, 'closed sync runs left running by a process that is gone as interrupted');
+}
+
+/**
  * One poll, sweep or backfill of one form. Pages from the stored cursor,
  * enqueues each page, and moves the cursor only after the pages it covers are
  * in Redis — a crash anywhere re-reads, never skips. Writes a SyncRun row.
@@ -63,10 +111,13 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
   if (mode === 'backfill') await resetCursor(db, sourceId, formId);
   const saved = mode === 'backfill' ? null : await loadCursor(db, sourceId, formId);
   const from = mode === 'poll' ? saved : null;
+  // Runs of this form that a dead process left 'running' (kill -9, lost database) end here.
+  await closeStale(deps, sourceId, formId);
   const runId = await startRun(db, sourceId, formId, mode, from);
-  if (mode === 'sweep' && saved === null) {
-    // Nothing to reconcile before the first full pull has finished; sweeping now would
-    // only re-fetch, record by record, what that pull is already loading.
+  // Nothing to reconcile before the first full pull has finished (sweeping would only
+  // re-fetch, record by record, what that pull is loading) — unless webhooks have
+  // stored rows already: those the sweep must be free to repair.
+  if (mode === 'sweep' && saved === null && !(await db.prisma.submission.findFirst({ where: { sourceId, formId }, select: { id: true } }))) {
     await finishRun(db, runId, { outcome: 'skipped', fetched: 0, enqueued: 0, error: 'no completed poll yet' });
     log.info({ sourceId, formId }, 'sweep skipped: the form has not been polled yet');
     return { runId, cursor: null, fetched: 0, enqueued: 0 };
@@ -74,13 +125,17 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
   const progress: PollProgress = { fetched: 0, enqueued: 0 };
   let cursor: Cursor | null = from;
   const started = Date.now();
+  const beat = heartbeat(deps, runId, progress);
   try {
+    // Form definitions first (FormSchema), so typed tables know every version this run loads.
+    const schemas = await watchFormSchemas(deps, connector, formId, { mode, signal: req.signal });
     if (mode === 'sweep') {
       const held = await storedVersions(db, sourceId, formId, { probe: connector.sweepProbe });
       for await (const page of connector.sweep(formId, held, { signal: req.signal })) {
         progress.fetched = page.checked;
         progress.total = page.total;
         progress.enqueued += await enqueue(deps, page.submissions);
+        beat.page();
         req.onProgress?.({ ...progress });
       }
     } else {
@@ -88,22 +143,31 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
         progress.fetched += page.submissions.length;
         if (page.total !== undefined) progress.total = page.total;
         progress.enqueued += await enqueue(deps, page.submissions);
+        await schemas.observe(page.submissions);
         if (page.cursor) {
           await saveCursor(db, sourceId, formId, page.cursor);
           cursor = page.cursor;
         }
+        beat.page();
         req.onProgress?.({ ...progress });
       }
     }
+    await beat.stop();
     await finishRun(db, runId, { outcome: 'ok', fetched: progress.fetched, enqueued: progress.enqueued, cursorTo: cursor });
     log.info({ sourceId, formId, mode, ...progress, ms: Date.now() - started }, 'sync run finished');
+    // A run that died while this one ran (e.g. the attempt before a stalled job's re-run) is closed now, not at the next run.
+    await closeStale(deps, sourceId, formId).catch(() => {});
     return { runId, cursor, ...progress };
   } catch (err) {
-    const error = err instanceof Error ? err.message : String(err);
-    await finishRun(db, runId, { outcome: 'failed', fetched: progress.fetched, enqueued: progress.enqueued, cursorTo: cursor, error }).catch((e) =>
+    await beat.stop();
+    const auth = err instanceof AuthError;
+    const error = auth ? (req.configPath ? err.at(req.configPath) : err.message) : err instanceof Error ? err.message : String(err);
+    // If this write fails too (database away), the row stays 'running' without heartbeats and a later run closes it as interrupted.
+    await finishRun(db, runId, { outcome: auth ? 'auth_failed' : 'failed', fetched: progress.fetched, enqueued: progress.enqueued, cursorTo: cursor, error }).catch((e) =>
       log.error({ err: e }, 'could not record failed SyncRun'),
     );
-    log.error({ sourceId, formId, mode, ...progress, error }, 'sync run failed');
+    if (auth) log.error({ sourceId, formId, mode, error }, 'sync run refused by the source: fix the credentials');
+    else log.error({ sourceId, formId, mode, ...progress, error }, 'sync run failed');
     throw err;
   }
 }

@@ -1,6 +1,7 @@
-import type { Got } from 'got';
+import { HTTPError, type Got } from 'got';
 import { z } from 'zod';
 import type { Logger } from '@fieldsync/logger';
+import { AuthError } from '../connector.ts';
 
 /** Supplies the Authorization header of every ODK Central request. */
 export interface OdkAuthorizer {
@@ -10,10 +11,27 @@ export interface OdkAuthorizer {
    * session can be renewed); the next `header()` then logs in anew.
    */
   rejected(header: string): boolean;
+  /** The config keys that hold these credentials, for messages ("auth.session.email/password"). */
+  readonly credential: string;
+  /** Ends the session, if there is one (best effort). */
+  logout?(): Promise<void>;
+}
+
+/** An AuthError from Central's `{code, message}` answer, e.g. "401.2: Could not authenticate…". */
+export function centralAuthError(what: string, credential: string, err: HTTPError): AuthError {
+  const status = err.response.statusCode;
+  try {
+    const p = JSON.parse(String(err.response.body)) as { code?: unknown; message?: unknown };
+    if (typeof p.code === 'number') return new AuthError(what, credential, `${p.code}: ${typeof p.message === 'string' ? p.message : ''}`, status, p.code);
+  } catch {
+    /* not Central's JSON error */
+  }
+  return new AuthError(what, credential, String(status), status);
 }
 
 /** HTTP Basic: Central accepts it only over HTTPS (config load refuses it on http://) and bcrypts every request, so it is the fallback. */
 export class OdkBasicAuth implements OdkAuthorizer {
+  readonly credential = 'auth.basic.email/password';
   private readonly value: string;
   constructor(email: string, password: string) {
     this.value = `Basic ${Buffer.from(`${email}:${password}`, 'utf8').toString('base64')}`;
@@ -37,6 +55,7 @@ const SessionBody = z.object({
  * expires and once more whenever Central answers 401 (expired or revoked early).
  */
 export class OdkSessionAuth implements OdkAuthorizer {
+  readonly credential = 'auth.session.email/password';
   private current?: { header: string; renewAt: number };
   private pending?: Promise<string>;
 
@@ -61,9 +80,33 @@ export class OdkSessionAuth implements OdkAuthorizer {
     return true;
   }
 
+  /** `DELETE /v1/sessions/current`: a one-off run leaves no live token behind. Never throws. */
+  async logout(): Promise<void> {
+    const session = this.current;
+    this.current = undefined;
+    if (!session) return;
+    try {
+      await this.http.delete(new URL(`${this.loginUrl.pathname}/current`, this.loginUrl.origin), { headers: { authorization: session.header } });
+      this.logger?.debug({ sourceId: this.sourceId }, 'ODK Central session closed');
+    } catch (e) {
+      // It expires by itself within 24 h; nothing to retry for.
+      this.logger?.warn({ sourceId: this.sourceId, err: e instanceof HTTPError ? e.response.statusCode : (e as Error).message }, 'could not log the ODK Central session out');
+    }
+  }
+
   private async login(signal?: AbortSignal): Promise<string> {
     const sentAt = Date.now();
-    const body = SessionBody.parse(await this.http.post(this.loginUrl, { json: this.credentials, signal }).json());
+    let answer: unknown;
+    try {
+      // The http policy never retries a 401/403 (not in RETRY_STATUS): one refused login per call.
+      answer = await this.http.post(this.loginUrl, { json: this.credentials, signal }).json();
+    } catch (e) {
+      if (e instanceof HTTPError && (e.response.statusCode === 401 || e.response.statusCode === 403)) {
+        throw centralAuthError('ODK login refused', this.credential, e);
+      }
+      throw e;
+    }
+    const body = SessionBody.parse(answer);
     // Lifetime from the server's own two timestamps, deadline on our clock: clock skew cannot
     // make us use a dead token. Renew a tenth of the lifetime early (at most 5 minutes).
     const lifetime = Date.parse(body.expiresAt) - Date.parse(body.createdAt);

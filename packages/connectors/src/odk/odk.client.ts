@@ -1,6 +1,7 @@
 import { HTTPError, RequestError, type Got } from 'got';
 import { z } from 'zod';
-import type { OdkAuthorizer } from './odk.auth.ts';
+import { AuthError } from '../connector.ts';
+import { centralAuthError, type OdkAuthorizer } from './odk.auth.ts';
 
 /** A failed ODK Central call, with Central's dotted error code when it sent one (e.g. 401.2, 501.11). */
 export class OdkError extends Error {
@@ -22,8 +23,8 @@ const Problem = z.object({ code: z.number(), message: z.string() });
  * as `cause`: its options hold the Authorization header, which must never reach a log.
  * Query strings stay out too (no secrets, but long).
  */
-export function odkError(err: unknown, method: string, url: URL): OdkError {
-  if (err instanceof OdkError) return err;
+export function odkError(err: unknown, method: string, url: URL): OdkError | AuthError {
+  if (err instanceof OdkError || err instanceof AuthError) return err;
   const where = `${method} ${url.pathname}`;
   if (err instanceof HTTPError) {
     const status = err.response.statusCode;
@@ -95,18 +96,29 @@ export class OdkClient {
     return new URL(path + u.search, this.base.origin);
   }
 
-  async get(url: URL, signal?: AbortSignal): Promise<unknown> {
+  /** `as: 'text'` for XML (XForms); JSON otherwise. */
+  async get(url: URL, signal?: AbortSignal, as: 'json' | 'text' = 'json'): Promise<unknown> {
     for (let renewed = false; ; renewed = true) {
       const header = await this.auth.header(signal).catch((e: unknown) => {
         throw odkError(e, 'POST', this.url('/v1/sessions'));
       });
       try {
-        return await this.http.get(url, { headers: { authorization: header }, signal }).json();
+        const res = this.http.get(url, { headers: { authorization: header }, signal });
+        return await (as === 'text' ? res.text() : res.json());
       } catch (e) {
         if (!renewed && e instanceof HTTPError && e.response.statusCode === 401 && this.auth.rejected(header)) continue;
+        // Refused with credentials that just worked (or Basic ones): the same ones would be refused again.
+        if (e instanceof HTTPError && (e.response.statusCode === 401 || e.response.statusCode === 403)) {
+          throw centralAuthError(e.response.statusCode === 403 ? `ODK Central refused access to ${url.pathname}` : 'ODK Central refused our credentials', this.auth.credential, e);
+        }
         throw odkError(e, 'GET', url);
       }
     }
+  }
+
+  /** Ends the session (one-off runs, when done). */
+  async close(): Promise<void> {
+    await this.auth.logout?.();
   }
 
   /** Pages of an OData collection, following `@odata.nextLink` until it is absent. */
