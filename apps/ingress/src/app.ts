@@ -4,8 +4,8 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Redis } from 'ioredis';
 import type { FieldsyncConfig } from '@fieldsync/config';
-import { WEBHOOK_PARSERS, PayloadError } from '@fieldsync/connectors';
-import { IngestBatch, ingestJobOptions, type Queues } from '@fieldsync/queues';
+import { WEBHOOK_PARSERS, WebhookBodyError, readWebhookBody, webhookFormat } from '@fieldsync/connectors';
+import { IngestBatch, UnparsedWebhook, ingestJobOptions, type Queues } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import { checkWebhookAuth, verifySignature, basicCredentials, safeEqual } from './auth.ts';
 import type { Metrics } from './metrics.ts';
@@ -19,6 +19,8 @@ export interface IngressDeps {
   bodyLimit?: string;
   /** Bull Board credentials; the dashboard is off without them. */
   admin?: { user: string; password: string };
+  /** True once shutdown began: answers carry `Connection: close` and readiness fails. */
+  draining?: () => boolean;
 }
 
 /** A JSON error a webhook sender (or its operator) can read. */
@@ -33,9 +35,16 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   const sources = new Map(config.sources.map((s) => [s.id, s]));
+  const draining = deps.draining ?? (() => false);
 
+  // While shutting down, every answer tells the client to close its connection: it then never sends on a socket we are about to close.
+  app.use((_req, res, next) => {
+    if (draining()) res.set('connection', 'close');
+    next();
+  });
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', async (_req, res) => {
+    if (draining()) return void res.status(503).json({ status: 'unavailable', error: 'shutting down' });
     try {
       await deps.redis.ping();
       res.json({ status: 'ready' });
@@ -58,7 +67,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       if (!WEBHOOK_PARSERS[source.kind]) return next(new HttpError(404, 'no_webhooks', `source "${source.id}" (${source.kind}) does not receive webhooks; it is polled`));
       if (!source.webhook) return next(new HttpError(403, 'webhook_disabled', `source "${source.id}" has no webhook secret configured, so its webhook is disabled`));
       if (!checkWebhookAuth(source.webhook, req)) return next(new HttpError(401, 'unauthorized', 'missing or wrong webhook credentials', { 'www-authenticate': 'Basic realm="fieldsync"' }));
-      if (!req.is('application/json')) return next(new HttpError(415, 'unsupported_media_type', `Content-Type must be application/json, got "${req.headers['content-type'] ?? '(none)'}"`));
+      if (!webhookFormat(req.headers['content-type'])) return next(new HttpError(415, 'unsupported_media_type', `Content-Type must be application/json or application/xml, got "${req.headers['content-type'] ?? '(none)'}"`));
       next();
     },
     rawBody,
@@ -67,27 +76,40 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         const source = sources.get(String(req.params.sourceId))!;
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         if (!verifySignature(source.webhook!, req, body)) throw new HttpError(401, 'bad_signature', 'webhook signature does not match the body');
-        let json: unknown;
+        const receivedAt = new Date();
+        const text = body.toString('utf8');
+        const contentType = req.headers['content-type']!;
+        const hints = typeof req.query.formId === 'string' ? { formId: req.query.formId } : {};
+        let reading;
         try {
-          json = JSON.parse(body.toString('utf8'));
+          reading = readWebhookBody(source, { body: text, contentType }, receivedAt, hints);
         } catch (err) {
-          throw new HttpError(400, 'malformed_json', `body is not valid JSON: ${(err as Error).message}`);
-        }
-        let submissions;
-        try {
-          const formId = typeof req.query.formId === 'string' ? req.query.formId : undefined;
-          submissions = WEBHOOK_PARSERS[source.kind]!(source.id, json, new Date(), { formId });
-        } catch (err) {
-          if (err instanceof PayloadError) throw new HttpError(400, 'invalid_payload', err.message);
+          if (err instanceof WebhookBodyError) throw new HttpError(err.code === 'unsupported_media_type' ? 415 : 400, err.code, err.message);
           throw err;
         }
-        let job;
-        try {
-          job = await queues.ingest.add(IngestBatch.name, { submissions }, ingestJobOptions(config.ingest));
-        } catch (err) {
-          log.error({ err, sourceId: source.id }, 'could not enqueue webhook');
-          throw new HttpError(503, 'queue_unavailable', 'the queue is unavailable; retry later', { 'retry-after': '30' });
+        const enqueue = async (name: string, data: unknown) => {
+          try {
+            return await queues.ingest.add(name, data, ingestJobOptions(config.ingest));
+          } catch (err) {
+            log.error({ err, sourceId: source.id }, 'could not enqueue webhook');
+            throw new HttpError(503, 'queue_unavailable', 'the queue is unavailable; retry later', { 'retry-after': '30' });
+          }
+        };
+        if (reading.unparsed !== undefined) {
+          // Authenticated and well-formed, but not understood: kept whole (senders like Kobo never retry a 4xx); the loader dead-letters it.
+          const job = await enqueue(UnparsedWebhook.name, UnparsedWebhook.payload.parse({
+            sourceId: source.id, contentType, body: text, reason: reading.unparsed, receivedAt: receivedAt.toISOString(), hints,
+          }));
+          metrics.unparsed.inc({ source: source.id });
+          metrics.requests.inc({ source: source.id, status: '202' });
+          log.warn({ sourceId: source.id, jobId: job.id, reason: reading.unparsed }, 'webhook body not understood; kept as a dead letter');
+          return void res.status(202).json({ accepted: 0, kept: true, jobId: job.id, reason: reading.unparsed });
         }
+        const submissions = reading.submissions;
+        // XML is read again by the loader, which knows the form's repeats (XML alone cannot tell a one-entry repeat from a group).
+        const job = webhookFormat(contentType) === 'xml'
+          ? await enqueue(UnparsedWebhook.name, UnparsedWebhook.payload.parse({ sourceId: source.id, contentType, body: text, receivedAt: receivedAt.toISOString(), hints }))
+          : await enqueue(IngestBatch.name, { submissions });
         metrics.enqueued.inc({ source: source.id }, submissions.length);
         metrics.requests.inc({ source: source.id, status: '202' });
         res.status(202).json({ accepted: submissions.length, jobId: job.id, keys: submissions.map((s) => s.key) });

@@ -1,6 +1,7 @@
 import { bootstrap, onShutdown, openQueues } from '@fieldsync/sync';
 import { createIngressApp } from './app.ts';
 import { createMetrics } from './metrics.ts';
+import { drainServer } from './shutdown.ts';
 
 const { env, config, log, settings } = bootstrap('ingress');
 // Producer connection: with Redis down a webhook gets a 503 at once instead of hanging.
@@ -8,13 +9,20 @@ const q = openQueues(settings, 'producer', log);
 const admin = env.ADMIN_USER && env.ADMIN_PASSWORD ? { user: env.ADMIN_USER, password: env.ADMIN_PASSWORD } : undefined;
 if (!admin) log.warn('ADMIN_USER/ADMIN_PASSWORD not set: the /admin dashboard is off');
 
-const app = createIngressApp({ config, queues: q.queues, redis: q.redis, log, metrics: createMetrics(), bodyLimit: env.INGRESS_BODY_LIMIT, admin });
+let draining = false;
+const app = createIngressApp({
+  config, queues: q.queues, redis: q.redis, log, metrics: createMetrics(), bodyLimit: env.INGRESS_BODY_LIMIT, admin,
+  draining: () => draining,
+});
 const server = app.listen(env.INGRESS_PORT, () => {
   log.info({ port: env.INGRESS_PORT, admin: admin ? `/admin` : 'off' }, 'ingress listening');
 });
 
 onShutdown(log, env.SHUTDOWN_TIMEOUT_S, [
-  // Stop accepting; requests in flight finish (their enqueue completes) before close resolves.
-  () => new Promise<void>((resolve) => server.close(() => resolve())),
+  // Stop accepting; every request in flight is answered (its enqueue completes) and keep-alive connections close cleanly.
+  () => {
+    draining = true;
+    return drainServer(server, { idleGraceMs: 1_000, deadlineMs: Math.max(1_000, env.SHUTDOWN_TIMEOUT_S * 750), log });
+  },
   () => q.close(),
 ]);

@@ -11,7 +11,9 @@ import { createQueues, createRedis, type Queues } from '@fieldsync/queues';
 import { testQueueSettings, dropQueuePrefix, drained } from '@fieldsync/queues/testing';
 import { createLogger } from '@fieldsync/logger';
 import { openHarness, testLog as log, type Harness } from '@fieldsync/sync/testing';
-import { startKoboSimulator, sendKoboRestService, type KoboSimulator, type KoboRecord } from '@fieldsync/simulator';
+import { startKoboSimulator, sendKoboRestService, koboSubmissionXml, type KoboSimulator, type KoboRecord } from '@fieldsync/simulator';
+import { decodeDeadLetterPayload } from '@fieldsync/db';
+import { until } from '@fieldsync/sync/testing';
 import { createIngressApp } from './app.ts';
 import { createMetrics } from './metrics.ts';
 
@@ -26,6 +28,12 @@ function config(): FieldsyncConfig {
     token: \${T}
     forms: [aForm]
     webhook: { basic: { username: kobo, password: "\${HOOK_PW}" } }
+  - id: kobo-wrapped
+    kind: kobo
+    baseUrl: http://127.0.0.1:9
+    token: \${T}
+    forms: [aForm]
+    webhook: { basic: { username: kobo, password: "\${HOOK_PW}" }, recordPath: envelope.record }
   - id: kobo-token
     kind: kobo
     baseUrl: http://127.0.0.1:9
@@ -72,7 +80,7 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo REST Service → Submissio
 
   beforeAll(async () => {
     h = await openHarness(dialect);
-    h.startLoader();
+    h.startLoader({ config: config() });
     const app = createIngressApp({ config: config(), queues: h.queues, redis: h.redis, log, metrics: createMetrics() });
     server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -111,6 +119,65 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo REST Service → Submissio
     expect(await h.db.prisma.submission.count({ where: { key: String(r._id) } })).toBe(1);
     expect(await row(r)).toEqual(first);
   });
+
+  it('a payload_template body lands as the record alone; an XML body lands in the JSON shape', async () => {
+    const [a, b] = [records[2]!, records[3]!];
+    const wrapped = await sendKoboRestService(a, { url, auth: HOOK, retryDelaysMs: [], payloadTemplate: '{"source": "kf", "submission": %SUBMISSION%}' });
+    expect(wrapped.status).toBe(202);
+    const xml = await sendKoboRestService(b, { url, auth: HOOK, retryDelaysMs: [], exportType: 'xml' });
+    expect(xml.status).toBe(202);
+    await drained(h.queues.ingest);
+    expect((await row(a))!.data).toEqual(a);
+    // No _id in the instance XML: keyed on meta/rootUuid.
+    const x = await h.db.prisma.submission.findUnique({ where: { sourceId_formId_key: { sourceId: 'kobo-test', formId: String(b._xform_id_string), key: String(b['meta/rootUuid']) } } });
+    expect(x!.data).toMatchObject({ 'meta/instanceID': b['meta/instanceID'], _xform_id_string: b._xform_id_string, 'household/respondent_age': b['household/respondent_age'] });
+    expect(x!.version).toBe(b['meta/instanceID']);
+  });
+
+  it('the depth limit is the same on both databases: 31 levels load, 32 are refused at the door with a 400 that says so', async () => {
+    const base = url.replace(/\/webhooks\/.*/, '');
+    // The record is level 1; `deep` adds levels 2..n.
+    const at = (levels: number, id: number) => {
+      let deep: unknown = {};
+      for (let i = 2; i < levels; i++) deep = { d: deep };
+      return { ...records[4]!, _id: id, 'meta/instanceID': `uuid:deep-${id}`, deep };
+    };
+    const ok = await request(base).post('/webhooks/kobo-test').auth(HOOK.username, HOOK.password).send(at(31, 9_031));
+    expect(ok.status).toBe(202);
+    const refused = await request(base).post('/webhooks/kobo-test').auth(HOOK.username, HOOK.password).send(at(32, 9_032));
+    expect(refused.status).toBe(400);
+    expect(refused.body).toEqual({ error: 'too_deep', message: 'JSON nests deeper than 31 levels (objects and arrays), the most fieldsync stores' });
+    await drained(h.queues.ingest);
+    expect(await row(at(31, 9_031) as KoboRecord)).not.toBeNull();
+    expect(await h.db.prisma.deadLetter.count({ where: { jobName: 'ingest-batch' } })).toBe(0);
+  });
+
+  it('a top-level __proto__ key is stored with every other key', async () => {
+    const r = { ...records[4]!, _id: 9_001, 'meta/instanceID': 'uuid:proto-1' };
+    const body = `{"__proto__": {"isAdmin": true}, ${JSON.stringify(r).slice(1, -1)}}`;
+    const res = await request(url.replace(/\/webhooks\/.*/, '')).post('/webhooks/kobo-test').auth(HOOK.username, HOOK.password).set('content-type', 'application/json').send(body);
+    expect(res.status).toBe(202);
+    await drained(h.queues.ingest);
+    const stored = await row(r);
+    expect(Object.keys(stored!.data as object)).toContain('__proto__');
+    expect(JSON.parse(JSON.stringify(stored!.data))).toEqual(JSON.parse(body));
+  });
+
+  it('a body no parser understands: 202, then a DeadLetter row with its raw body, readable as JSON in SQL', async () => {
+    const body = '{"hello": "world", "nul": "a\\u0000b"}';
+    const res = await request(url.replace(/\/webhooks\/.*/, '')).post('/webhooks/kobo-test').auth(HOOK.username, HOOK.password).set('content-type', 'application/json').send(body);
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ accepted: 0, kept: true });
+    expect(res.body.reason).toMatch(/missing/);
+    const dl = await until(() => h.db.prisma.deadLetter.findFirst({ where: { jobId: String(res.body.jobId) } }), (v) => v !== null);
+    expect(dl!.error).toMatch(/^webhook body not understood: missing/);
+    expect(decodeDeadLetterPayload(dl!.payload)).toMatchObject({ sourceId: 'kobo-test', body, contentType: 'application/json' });
+    const sql = dialect === 'postgresql'
+      ? await h.db.prisma.$queryRawUnsafe<{ v: string }[]>(`SELECT (payload::jsonb)->>'body' AS v FROM "DeadLetter" WHERE id = ${dl!.id}`)
+      : await h.db.prisma.$queryRawUnsafe<{ v: string }[]>(`SELECT JSON_VALID(payload) AS ok, JSON_UNQUOTE(JSON_EXTRACT(payload, '$.body')) AS v FROM DeadLetter WHERE id = ${dl!.id}`);
+    expect(sql[0]!.v).toBe(body);
+    expect(await h.queues.deadLetter.count()).toBeGreaterThanOrEqual(1);
+  });
 });
 
 describe('webhook refusals', () => {
@@ -118,6 +185,7 @@ describe('webhook refusals', () => {
   let redis: Redis;
   let queues: Queues;
   let app: ReturnType<typeof createIngressApp>;
+  let roomy: ReturnType<typeof createIngressApp>;
   let metrics: ReturnType<typeof createMetrics>;
 
   beforeAll(async () => {
@@ -125,6 +193,7 @@ describe('webhook refusals', () => {
     queues = createQueues(settings, redis);
     metrics = createMetrics();
     app = createIngressApp({ config: config(), queues, redis, log, metrics, bodyLimit: '2kb', admin: { user: 'ops', password: 'ops-pw' } });
+    roomy = createIngressApp({ config: config(), queues, redis, log, metrics: createMetrics() });
   });
   afterAll(async () => {
     await queues?.close();
@@ -137,8 +206,10 @@ describe('webhook refusals', () => {
 
   it.each([
     ['malformed JSON', 400, 'malformed_json', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'application/json').send('{"_id": 1,')],
-    ['not a Kobo record', 400, 'invalid_payload', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).send({ hello: 'world' })],
-    ['a JSON string', 400, 'invalid_payload', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'application/json').send('"x"')],
+    ['JSON nested 32 deep', 400, 'too_deep', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'application/json').send('['.repeat(32) + ']'.repeat(32))],
+    ['JSON nested 10,000 deep (under a 1 MB limit)', 400, 'too_deep', () => request(roomy).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'application/json').send('['.repeat(10_000) + ']'.repeat(10_000))],
+    ['malformed XML', 400, 'malformed_xml', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'application/xml').send('<a><b></a>')],
+    ['unauthenticated XML', 401, 'unauthorized', () => request(app).post('/webhooks/kobo-test').set('content-type', 'application/xml').send('<a/>')],
     ['no credentials', 401, 'unauthorized', () => request(app).post('/webhooks/kobo-test').send(small())],
     ['wrong password', 401, 'unauthorized', () => request(app).post('/webhooks/kobo-test').auth('kobo', 'nope').send(small())],
     ['wrong token', 401, 'unauthorized', () => request(app).post('/webhooks/kobo-token').set('x-fieldsync-token', 'nope').send(small())],
@@ -155,6 +226,53 @@ describe('webhook refusals', () => {
     expect(res.body.error).toBe(code);
     expect(typeof res.body.message).toBe('string');
     expect(await queues.ingest.count()).toBe(0);
+  });
+
+  it.each([
+    ['not a Kobo record', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).send({ hello: 'world' }), /missing/],
+    ['a JSON string', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'application/json').send('"x"'), /must be a JSON object/],
+    ['XML that is not a submission', () => request(app).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'text/xml').send('<note><to>x</to></note>'), /no id attribute/],
+    ['a template whose recordPath is missing', () => request(app).post('/webhooks/kobo-wrapped').set('authorization', auth).send({ submission: small() }), /recordPath "envelope.record"/],
+  ])('%s, from an authenticated sender → 202, kept whole for the dead letters', async (_name, send, reason) => {
+    const res = await send();
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ accepted: 0, kept: true });
+    expect(res.body.reason).toMatch(reason);
+    const [job] = await queues.ingest.getJobs(['waiting']);
+    expect(job!.name).toBe('unparsed-webhook');
+    expect(job!.data).toMatchObject({ sourceId: expect.stringMatching(/^kobo-/), reason: res.body.reason });
+    expect(typeof job!.data.body).toBe('string');
+    expect(job!.opts.attempts).toBe(config().ingest.attempts);
+    await queues.ingest.obliterate({ force: true });
+  });
+
+  it('a template body is unwrapped at the configured recordPath', async () => {
+    const res = await request(app).post('/webhooks/kobo-wrapped').set('authorization', auth).send({ source: 'kf', envelope: { record: small() } });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ accepted: 1, keys: ['1'] });
+    const [job] = await queues.ingest.getJobs(['waiting']);
+    expect(job!.data.submissions[0].data).toEqual(small());
+    await queues.ingest.obliterate({ force: true });
+  });
+
+  it('an XML submission body is parsed at the door', async () => {
+    const xml = koboSubmissionXml({ ...small(), __version__: 'v1', 'grp/q': 'a' });
+    const res = await request(app).post('/webhooks/kobo-test').set('authorization', auth).set('content-type', 'application/xml').send(xml);
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ accepted: 1, keys: ['uuid:1'] });
+    await queues.ingest.obliterate({ force: true });
+  });
+
+  it('while draining, every answer says Connection: close and readiness fails', async () => {
+    let draining = false;
+    const d = createIngressApp({ config: config(), queues, redis, log, metrics: createMetrics(), draining: () => draining });
+    expect((await request(d).get('/readyz')).status).toBe(200);
+    draining = true;
+    expect((await request(d).get('/readyz')).status).toBe(503);
+    const res = await request(d).post('/webhooks/kobo-test').set('authorization', auth).send(small());
+    expect(res.status).toBe(202);
+    expect(res.headers.connection).toBe('close');
+    await queues.ingest.obliterate({ force: true });
   });
 
   it('a token-header source accepts the right token', async () => {
@@ -193,9 +311,11 @@ describe('webhook refusals', () => {
     expect((await request(app).get('/healthz')).body).toEqual({ status: 'ok' });
     expect((await request(app).get('/readyz')).status).toBe(200);
     const m = await request(app).get('/metrics');
-    expect(m.text).toMatch(/fieldsync_webhook_requests_total\{source="kobo-test",status="401"\} 2/);
+    expect(m.text).toMatch(/fieldsync_webhook_requests_total\{source="kobo-test",status="401"\} 3/);
     expect(m.text).toMatch(/fieldsync_webhook_submissions_enqueued_total\{source="kobo-token"\} 1/);
     expect(m.text).toMatch(/fieldsync_webhook_errors_total\{source="unknown",reason="unknown_source"\} 1/);
+    expect(m.text).toMatch(/fieldsync_webhook_errors_total\{source="kobo-test",reason="too_deep"\} 1/);
+    expect(m.text).toMatch(/fieldsync_webhook_unparsed_total\{source="kobo-test"\} 3/);
   });
 
   it('the dashboard needs its own credentials', async () => {

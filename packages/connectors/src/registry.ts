@@ -1,7 +1,7 @@
 import type { SourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
-import type { SourceConnector, WebhookParser } from './connector.ts';
-import { KoboConnector, parseKoboWebhook } from './kobo/index.ts';
+import type { SourceConnector, WebhookParser, XmlWebhookParser } from './connector.ts';
+import { KoboConnector, parseKoboWebhook, parseKoboXmlWebhook } from './kobo/index.ts';
 import { OdkConnector } from './odk/index.ts';
 
 export interface ConnectorDeps {
@@ -18,7 +18,13 @@ export function createConnector(source: SourceConfig, deps: ConnectorDeps = {}):
   }
 }
 
+/** How to read a kind's webhook bodies, by format. */
+export interface WebhookParsers {
+  json: WebhookParser;
+  xml?: XmlWebhookParser;
+}
+
 /** Kinds that can push webhooks, and how to read their bodies. ODK Central has no outbound webhooks. */
-export const WEBHOOK_PARSERS: Partial<Record<SourceConfig['kind'], WebhookParser>> = {
-  kobo: parseKoboWebhook,
+export const WEBHOOK_PARSERS: Partial<Record<SourceConfig['kind'], WebhookParsers>> = {
+  kobo: { json: parseKoboWebhook, xml: parseKoboXmlWebhook },
 };

@@ -1,28 +1,44 @@
 import type { Database } from '@fieldsync/db';
-import { markDeadLetterReplayed } from '@fieldsync/db';
-import { IngestBatch, type DeadLetterData, type Queues } from '@fieldsync/queues';
+import { decodeDeadLetterPayload, markDeadLetterReplayed } from '@fieldsync/db';
+import { IngestBatch, UnparsedWebhook, ingestJobOptions, type DeadLetterData, type Queues } from '@fieldsync/queues';
 import type { CanonicalSubmission } from '@fieldsync/model';
 
+export interface ReplayOptions {
+  ids?: bigint[];
+  /** The retry policy replayed jobs get (config `ingest`); default the catalog's. */
+  ingest?: { attempts: number; backoffMs: number };
+}
+
 /**
- * Sends dead-lettered batches back through ingest (after a fix), marked
- * `via: replay`, stamps their DeadLetter rows as replayed and takes their
- * copies off the dead-letter queue, so the dashboard shows only what is left.
+ * Sends dead letters back through ingest (after a fix), stamps their
+ * DeadLetter rows as replayed and takes their copies off the dead-letter
+ * queue, so the dashboard shows only what is left. Batches come back marked
+ * `via: replay`; a kept webhook body comes back whole, to be read again with
+ * the loader's current config. Replayed jobs get the configured retry policy.
  * Without `ids`, also replays queue-only dead letters (no table row).
+ * Returns the number of records (and webhook bodies) re-enqueued.
  */
-export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'ingest' | 'deadLetter'>, opts: { ids?: bigint[] } = {}): Promise<number> {
+export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'ingest' | 'deadLetter'>, opts: ReplayOptions = {}): Promise<number> {
+  const jobOptions = opts.ingest ? ingestJobOptions(opts.ingest) : IngestBatch.options;
   const rows = await db.prisma.deadLetter.findMany({
     where: { replayedAt: null, ...(opts.ids ? { id: { in: opts.ids } } : {}) },
     orderBy: { id: 'asc' },
   });
   const queued = await queues.deadLetter.getJobs(['waiting', 'delayed', 'failed', 'completed']);
+  const resend = async (jobName: string, data: unknown): Promise<number> => {
+    if (jobName === UnparsedWebhook.name) {
+      const body = UnparsedWebhook.payload.safeParse(data);
+      if (!body.success) return 0;
+      await queues.ingest.add(UnparsedWebhook.name, body.data, jobOptions);
+      return 1;
+    }
+    const submissions = ((data as { submissions?: CanonicalSubmission[] } | undefined)?.submissions ?? []).map((s) => ({ ...s, via: 'replay' as const }));
+    if (submissions.length) await queues.ingest.add(IngestBatch.name, { submissions }, jobOptions);
+    return submissions.length;
+  };
   let n = 0;
   for (const row of rows) {
-    const payload = JSON.parse(row.payload) as { submissions?: CanonicalSubmission[] };
-    const submissions = (payload.submissions ?? []).map((s) => ({ ...s, via: 'replay' as const }));
-    if (submissions.length) {
-      await queues.ingest.add(IngestBatch.name, { submissions }, IngestBatch.options);
-      n += submissions.length;
-    }
+    n += await resend(row.jobName, decodeDeadLetterPayload(row.payload));
     await markDeadLetterReplayed(db, row.id);
     for (const job of queued) if ((job.data as DeadLetterData).deadLetterId === String(row.id)) await job.remove();
   }
@@ -31,11 +47,7 @@ export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'inge
     for (const job of queued) {
       const d = job.data as DeadLetterData;
       if (d.deadLetterId) continue;
-      const submissions = ((d.data as { submissions?: CanonicalSubmission[] } | undefined)?.submissions ?? []).map((s) => ({ ...s, via: 'replay' as const }));
-      if (submissions.length) {
-        await queues.ingest.add(IngestBatch.name, { submissions }, IngestBatch.options);
-        n += submissions.length;
-      }
+      n += await resend(d.jobName, d.data);
       await job.remove();
     }
   }
