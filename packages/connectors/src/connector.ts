@@ -1,4 +1,4 @@
-import type { CanonicalSubmission } from '@fieldsync/model';
+import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
 import type { StoredVersion, Cursor } from '@fieldsync/db';
 
 export type { Cursor, StoredVersion };
@@ -50,6 +50,42 @@ export interface SourceConnector {
    * and versions with what we store: edits, deletions, restores.
    */
   sweep(formId: string, stored: ReadonlyMap<string, StoredVersion>, opts?: { signal?: AbortSignal }): AsyncIterable<SweepPage>;
+  /** Gives back what the connector holds at the source (an ODK session): one-off runs call it when done. */
+  close?(): Promise<void>;
+  /**
+   * Normalised definitions of the form's deployed (Kobo) / published (ODK)
+   * versions whose version is not in `known` (all when omitted), oldest first.
+   */
+  formDefinitions?(formId: string, opts?: { known?: ReadonlySet<string>; signal?: AbortSignal }): Promise<FormDefinition[]>;
+  /** The form version a record says it was filled in with (Kobo `__version__`, ODK `__system.formVersion`). */
+  formVersionOf?(submission: CanonicalSubmission): string | undefined;
+}
+
+/**
+ * The source refused our credentials (wrong password, revoked token, no access).
+ * Not transient: a retry sends the same credentials and fills the server's log
+ * with failed logins, so the poller stops the job until its next scheduled run.
+ */
+export class AuthError extends Error {
+  override name = 'AuthError';
+  constructor(
+    /** What was refused: "ODK login refused", "Kobo token refused". */
+    readonly what: string,
+    /** The config keys to fix, relative to the source: "auth.session.email/password", "token". */
+    readonly credential: string,
+    /** What the server answered, e.g. "401.2: Could not authenticate with the provided credentials." */
+    readonly detail: string,
+    readonly status?: number,
+    /** The server's own error code, when it has them (ODK Central: 401.2, 401.3, 403.1). */
+    readonly code?: number,
+  ) {
+    super(`${what}: check the source's ${credential} (${detail})`);
+  }
+
+  /** The message naming the key's full path in the config file: `at('sources[0]')`. */
+  at(sourcePath: string): string {
+    return `${this.what}: check ${sourcePath}.${this.credential} (${this.detail})`;
+  }
 }
 
 /** A webhook body that cannot be turned into submissions; the message is shown to the sender. */
@@ -60,7 +96,13 @@ export class PayloadError extends Error {
 /** What the ingress knows besides the body (e.g. `?formId=` when a payload subset drops the form id). */
 export interface WebhookHints {
   formId?: string;
+  /** Where the record sits inside a wrapping body (`webhook.recordPath`, dot-separated keys). */
+  recordPath?: string;
+  /** Paths (`group/rep`) of the form's repeats, from its stored definition: XML alone cannot tell a one-entry repeat from a group. */
+  repeatPaths?: string[];
 }
 
 /** Turns one webhook body into canonical submissions, or throws PayloadError. */
 export type WebhookParser = (sourceId: string, body: unknown, receivedAt: Date, hints?: WebhookHints) => CanonicalSubmission[];
+/** The same for an XML body (the raw text); throws PayloadError. */
+export type XmlWebhookParser = (sourceId: string, xml: string, receivedAt: Date, hints?: WebhookHints) => CanonicalSubmission[];

@@ -5,3 +5,4 @@ export * from './submissions.ts';
 export * from './sync-state.ts';
 export * from './dead-letters.ts';
 export * from './admin.ts';
+export * from './form-schemas.ts';

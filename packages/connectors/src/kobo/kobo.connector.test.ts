@@ -11,7 +11,7 @@ afterEach(async () => {
   sim = undefined;
 });
 
-async function setup(o: KoboSimulatorOptions = {}, source: Partial<KoboSourceConfig> = {}) {
+async function setup(o: KoboSimulatorOptions = {}, source: Omit<Partial<KoboSourceConfig>, 'overlap'> & { overlap?: string } = {}) {
   sim = await startKoboSimulator({ startTime: new Date('2026-06-01T08:00:00Z'), ...o });
   const uid = sim.assetUids[0]!;
   const config = KoboSource.parse({
@@ -44,7 +44,7 @@ describe('KoboConnector.pull', () => {
     const pages = await collect(kobo.pull(uid, null, { via: 'backfill' }));
     expect(pages.map((p) => p.submissions.length)).toEqual([1000, 1000, 500]);
     expect(pages.map((p) => p.total)).toEqual([2500, 2500, 2500]);
-    expect(pages.map((p) => p.cursor)).toEqual([{ lastId: 1000 }, { lastId: 2000 }, { lastId: 2500 }]);
+    expect(pages.map((p) => p.cursor)).toEqual([1000, 2000, 2500].map((id) => ({ lastId: id, lastTime: sim!.record(uid, id)!._submission_time })));
 
     const subs = pages.flatMap((p) => p.submissions);
     const records = new Map(sim!.records(uid).map((r) => [String(r._id), r]));
@@ -72,34 +72,48 @@ describe('KoboConnector.pull', () => {
     expect(dataRequests().map((r) => r.query.limit)).toEqual(['1000', '1000']);
   });
 
-  it('continues from the cursor with the overlap window, and never moves the cursor back', async () => {
-    const { uid, kobo } = await setup({ submissions: 2500 }, { overlap: 100 });
+  it('continues from the cursor with a time window, and never moves the cursor back', async () => {
+    const { uid, kobo } = await setup({ submissions: 2500 }, { overlap: '10m' });
+    const time = (id: number) => String(sim!.record(uid, id)!._submission_time);
     const first = await collect(kobo.pull(uid, null, { via: 'poll' }));
     const cursor = first.at(-1)!.cursor!;
-    expect(cursor).toEqual({ lastId: 2500 });
+    expect(cursor).toEqual({ lastId: 2500, lastTime: time(2500) });
 
     sim!.createSubmissions(uid, 30);
     sim!.clearRequests();
     const second = await collect(kobo.pull(uid, cursor, { via: 'poll' }));
+    const since = new Date(Date.parse(`${time(2500)}Z`) - 600_000).toISOString().slice(0, 19);
+    const inWindow = sim!.records(uid).filter((r) => r._id <= 2500 && String(r._submission_time) >= since).map((r) => r._id);
+    expect(inWindow.length).toBeGreaterThan(0); // records arrive 5-300 s apart
     const keys = second.flatMap((p) => p.submissions.map((s) => Number(s.key)));
-    expect(keys).toEqual(Array.from({ length: 130 }, (_, i) => 2401 + i)); // 100 re-read + 30 new
-    expect(second.at(-1)!.cursor).toEqual({ lastId: 2530 });
-    expect(second[0]!.total).toBe(130);
-    expect(dataRequests()[0]!.query.query).toBe('{"_id":{"$gt":2400}}');
+    expect(keys).toEqual([...inWindow, ...Array.from({ length: 30 }, (_, i) => 2501 + i)]); // the window + the new ones, in _id order
+    expect(second.at(-1)!.cursor).toEqual({ lastId: 2530, lastTime: time(2530) });
+    expect(dataRequests()[0]!.query.query).toBe(`{"_id":{"$gt":0},"$or":[{"_id":{"$gt":2500}},{"_submission_time":{"$gte":"${since}"}}]}`);
 
     // Nothing new: only the window, and the cursor stays put.
-    const third = await collect(kobo.pull(uid, { lastId: 2530 }, { via: 'poll' }));
-    expect(third.flatMap((p) => p.submissions).length).toBe(100);
-    expect(third.at(-1)!.cursor).toEqual({ lastId: 2530 });
+    const third = await collect(kobo.pull(uid, second.at(-1)!.cursor!, { via: 'poll' }));
+    expect(third.flatMap((p) => p.submissions).length).toBeGreaterThan(0);
+    expect(third.flatMap((p) => p.submissions).every((s) => s.submittedAt >= new Date(Date.parse(`${time(2530)}Z`) - 600_000).toISOString())).toBe(true);
+    expect(third.at(-1)!.cursor).toEqual({ lastId: 2530, lastTime: time(2530) });
   });
 
-  it('picks up a smaller _id that became visible late, thanks to the overlap', async () => {
-    const { uid, kobo } = await setup({ submissions: 5 }, { overlap: 10 });
+  it('reads a cursor from before the time window (no lastTime): 100 ids below it, once', async () => {
+    const { uid, kobo } = await setup({ submissions: 300 });
+    const pages = await collect(kobo.pull(uid, { lastId: 250 }, { via: 'poll' }));
+    expect(dataRequests()[0]!.query.query).toBe('{"_id":{"$gt":150}}');
+    expect(pages.flatMap((p) => p.submissions)).toHaveLength(150);
+    expect(pages.at(-1)!.cursor).toEqual({ lastId: 300, lastTime: String(sim!.record(uid, 300)!._submission_time) });
+    await expect(collect(kobo.pull(uid, { lastId: 1, lastTime: 'yesterday' }, { via: 'poll' }))).rejects.toThrow(/invalid Kobo cursor.*lastTime/);
+  });
+
+  it('picks up a smaller _id that became visible late, within the time window though far more than 100 ids below', async () => {
+    const { uid, kobo } = await setup({ submissions: 5 }, { overlap: '5m' });
     const [late] = sim!.createSubmissions(uid, 1, { hidden: true });
-    sim!.createSubmissions(uid, 3);
+    sim!.createSubmissions(uid, 150, { everyS: 1 }); // a busy server: 150 ids in 150 s
     const first = await collect(kobo.pull(uid, null, { via: 'poll' }));
     const cursor = first.at(-1)!.cursor!;
     expect(first.flatMap((p) => p.submissions.map((s) => s.key))).not.toContain(String(late!._id));
+    expect(late!._id).toBeLessThan(Number(cursor.lastId) - 100); // an id window of 100 would miss it
     sim!.reveal(uid);
     const second = await collect(kobo.pull(uid, cursor, { via: 'poll' }));
     expect(second.flatMap((p) => p.submissions.map((s) => s.key))).toContain(String(late!._id));
@@ -107,7 +121,7 @@ describe('KoboConnector.pull', () => {
   });
 
   it('yields one empty page with the unchanged cursor when there is nothing', async () => {
-    const { uid, kobo } = await setup({}, { overlap: 0 });
+    const { uid, kobo } = await setup({}, { overlap: '0' });
     const pages = await collect(kobo.pull(uid, { lastId: 42 }, { via: 'poll' }));
     expect(pages).toEqual([{ submissions: [], cursor: { lastId: 42 }, total: 0 }]);
   });
@@ -120,7 +134,7 @@ describe('KoboConnector.pull', () => {
     const pages = await collect(kobo.pull(uid, null, { via: 'poll' }));
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900); // Retry-After was honoured
     expect(new Set(pages.flatMap((p) => p.submissions.map((s) => s.key))).size).toBe(2500);
-    expect(pages.at(-1)!.cursor).toEqual({ lastId: 2500 });
+    expect(pages.at(-1)!.cursor).toMatchObject({ lastId: 2500 });
     expect(sim!.requests.map((r) => r.status)).toEqual([429, 500, 200, 200, 200]);
   });
 
@@ -128,13 +142,13 @@ describe('KoboConnector.pull', () => {
     const { uid, kobo } = await setup({ submissions: 25, publicUrl: 'http://kobo.invalid:9' }, { pageSize: 10 });
     const pages = await collect(kobo.pull(uid, null, { via: 'poll' }));
     expect(pages.flatMap((p) => p.submissions)).toHaveLength(25);
-    expect(pages.at(-1)!.cursor).toEqual({ lastId: 25 });
+    expect(pages.at(-1)!.cursor).toMatchObject({ lastId: 25 });
   });
 
   it('fails clearly on a bad token and on a bad cursor', async () => {
     const { uid } = await setup({ submissions: 1 });
     const bad = new KoboConnector(KoboSource.parse({ kind: 'kobo', id: 'k', baseUrl: sim!.url, token: 'wrong', forms: [uid] }));
-    await expect(collect(bad.pull(uid, null, { via: 'poll' }))).rejects.toThrow(/HTTP 401 .*Invalid token/);
+    await expect(collect(bad.pull(uid, null, { via: 'poll' }))).rejects.toThrow(/^Kobo token refused: check the source's token .*\(401: .*Invalid token/);
     await expect(collect(bad.pull(uid, { lastId: 'x' }, { via: 'poll' }))).rejects.toThrow(/invalid Kobo cursor/);
   });
 });
@@ -175,6 +189,7 @@ describe('KoboConnector.sweep', () => {
     expect(Date.parse(e.updatedAt)).toBeGreaterThan(original5.updatedAt.getTime());
     expect(Date.parse(e.updatedAt)).toBeGreaterThanOrEqual(t0);
     expect(e.data['meta/deprecatedID']).toBe(original5.version);
+    expect(e.replaces).toBe(original5.version); // the lineage that orders it against the original
 
     const t = subs.find((s) => s.key === '7')!;
     const was7 = db.get('7')!;

@@ -3,10 +3,11 @@ import { HTTPError } from 'got';
 import { z } from 'zod';
 import type { KoboSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
-import type { CanonicalSubmission } from '@fieldsync/model';
-import type { Cursor, PullOptions, PullPage, SourceConnector, StoredVersion, SweepPage } from '../connector.ts';
+import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
+import { AuthError, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredVersion, type SweepPage } from '../connector.ts';
 import { createHttpClient } from '../http.ts';
 import { koboVersion, toCanonical, type KoboRecord } from './kobo.canonical.ts';
+import { KoboSchemaReader, koboFormVersion } from './kobo.schema.ts';
 
 /** kpi cuts any larger `limit` to this, silently. */
 export const KOBO_MAX_PAGE = 1000;
@@ -16,15 +17,27 @@ export const KOBO_MAX_PAGE = 1000;
  */
 export const KOBO_REFETCH_CHUNK = 200;
 
-/** The Kobo cursor: the highest `_id` read. */
+/**
+ * A cursor written before the late-record window was a time carried no
+ * `lastTime`: its first poll re-reads this many ids below it, as it did then.
+ */
+export const KOBO_LEGACY_ID_OVERLAP = 100;
+
+/** The Kobo cursor: the highest `_id` read, and the newest `_submission_time` read. */
 export interface KoboCursor extends Cursor {
   lastId: number;
+  /** As Kobo writes it ("2026-11-16T09:12:44", UTC without a zone); absent in cursors from older versions. */
+  lastTime?: string;
 }
+
+/** Kobo's `_submission_time` shape: compared as a string, so only this exact shape is used in queries. */
+const KOBO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/;
 
 const Envelope = z.object({
   count: z.number().int().nonnegative(),
   next: z.string().nullable(),
-  results: z.array(z.record(z.string(), z.unknown())),
+  // Not z.record: it rebuilds each record and drops an own `__proto__` key; records are kept as the API sent them.
+  results: z.array(z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { message: 'expected a record object' })),
 });
 
 interface WalkPage {
@@ -39,6 +52,18 @@ function lastIdOf(cursor: Cursor | null): number | null {
   const n = typeof cursor.lastId === 'string' ? Number(cursor.lastId) : cursor.lastId;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new Error(`invalid Kobo cursor ${JSON.stringify(cursor)}: lastId must be a non-negative integer`);
   return n;
+}
+
+function lastTimeOf(cursor: Cursor | null): string | undefined {
+  const t = cursor?.lastTime;
+  if (t === undefined || t === null) return undefined;
+  if (typeof t !== 'string' || !KOBO_TIME.test(t) || Number.isNaN(Date.parse(`${t}Z`))) throw new Error(`invalid Kobo cursor ${JSON.stringify(cursor)}: lastTime must look like "2026-11-16T09:12:44"`);
+  return t;
+}
+
+/** `t` (Kobo's format) minus `ms`, in Kobo's format, rounded down to the second. */
+function kobotimeMinus(t: string, ms: number): string {
+  return new Date(Math.floor((Date.parse(`${t}Z`) - ms) / 1000) * 1000).toISOString().slice(0, 19);
 }
 
 /** The validation status a record carries (`{}` when none), as the stored probe reads it. */
@@ -83,22 +108,45 @@ export class KoboConnector implements SourceConnector {
     return [...this.source.forms];
   }
 
+  /** Deployed versions' definitions not in `known` (see kobo.schema.ts). */
+  async formDefinitions(formId: string, opts: { known?: ReadonlySet<string>; signal?: AbortSignal } = {}): Promise<FormDefinition[]> {
+    return new KoboSchemaReader(this.http, this.base, this.sourceId).definitions(formId, opts);
+  }
+
+  formVersionOf(s: CanonicalSubmission): string | undefined {
+    return koboFormVersion(s.data);
+  }
+
   /**
-   * Records with `_id` above the stored cursor, minus `overlap` ids: a smaller
-   * `_id` can become visible after a larger one (slow attachment saves), and
-   * re-reading a window is harmless because upserts are idempotent. The cursor
-   * never moves backwards.
+   * Records with `_id` above the stored cursor, plus every record received within
+   * `overlap` (a time) before the newest one read: a smaller `_id` can become
+   * visible long after a larger one (the id is taken before slow attachment saves),
+   * and `_id` is one counter for the whole server, so a window in ids is seconds on
+   * a busy server. Re-reading is harmless: upserts are idempotent. The walk stays
+   * keyset on `_id`; the window is an `$or` on `_submission_time`, which Kobo
+   * compares as a string. The cursor never moves backwards.
    */
   async *pull(formId: string, cursor: Cursor | null, opts: PullOptions): AsyncIterable<PullPage> {
     const from = lastIdOf(cursor);
+    const fromTime = lastTimeOf(cursor);
     let high = from ?? 0;
+    let highTime = fromTime;
     let total: number | undefined;
-    const after = from === null ? 0 : Math.max(from - this.source.overlap, 0);
-    for await (const page of this.walk(formId, { after, signal: opts.signal })) {
+    let after = 0;
+    let or: Record<string, unknown>[] | undefined;
+    if (from !== null && fromTime === undefined) after = Math.max(from - KOBO_LEGACY_ID_OVERLAP, 0);
+    else if (from !== null && this.source.overlap === 0) after = from;
+    else if (from !== null) or = [{ _id: { $gt: from } }, { _submission_time: { $gte: kobotimeMinus(fromTime!, this.source.overlap) } }];
+    for await (const page of this.walk(formId, { after, or, signal: opts.signal })) {
       total ??= page.count;
       const submissions = page.records.map((r) => this.canonical(formId, r, page.observedAt, opts.via));
-      for (const r of page.records) high = Math.max(high, r._id);
-      yield { submissions, cursor: { lastId: high } satisfies KoboCursor, total };
+      for (const r of page.records) {
+        high = Math.max(high, r._id);
+        const t = r._submission_time;
+        if (typeof t === 'string' && KOBO_TIME.test(t) && (highTime === undefined || t > highTime)) highTime = t;
+      }
+      const next: KoboCursor = highTime === undefined ? { lastId: high } : { lastId: high, lastTime: highTime };
+      yield { submissions, cursor: next, total };
     }
   }
 
@@ -179,18 +227,18 @@ export class KoboConnector implements SourceConnector {
 
   /**
    * Keyset walk over `/data/`: `query={"_id":{"$gt":N}}` (N a JSON number — a
-   * string matches nothing in Mongo), `sort={"_id":1}`, then N = the page's
-   * last `_id`, until the server reports no `next`.
+   * string matches nothing in Mongo; `or`, when given, is ANDed as `$or`),
+   * `sort={"_id":1}`, then N = the page's last `_id`, until the server reports no `next`.
    */
   private async *walk(
     formId: string,
-    o: { after: number; fields?: string[]; in?: number[]; signal?: AbortSignal },
+    o: { after: number; fields?: string[]; in?: number[]; or?: Record<string, unknown>[]; signal?: AbortSignal },
   ): AsyncGenerator<WalkPage> {
     const url = new URL(`api/v2/assets/${encodeURIComponent(formId)}/data/`, this.base);
     let after = o.after;
     let count: number | undefined;
     for (;;) {
-      const query = { _id: { $gt: after, ...(o.in ? { $in: o.in } : {}) } };
+      const query = { _id: { $gt: after, ...(o.in ? { $in: o.in } : {}) }, ...(o.or ? { $or: o.or } : {}) };
       const searchParams: Record<string, string> = {
         format: 'json',
         limit: String(this.limit),
@@ -222,6 +270,11 @@ export class KoboConnector implements SourceConnector {
     } catch (e) {
       if (e instanceof HTTPError) {
         const detail = String(e.response.body ?? '').slice(0, 300);
+        // A bad or revoked token (401), or an account without access to the form (403): not transient.
+        const status = e.response.statusCode;
+        if (status === 401 || status === 403) {
+          throw new AuthError(status === 401 ? 'Kobo token refused' : `Kobo refused access to ${url.pathname}`, 'token (and the environment variable it is read from)', `${status}: ${detail}`, status);
+        }
         throw new Error(`kobo ${this.sourceId}: HTTP ${e.response.statusCode} from ${url.pathname}: ${detail}`, { cause: e });
       }
       throw e;

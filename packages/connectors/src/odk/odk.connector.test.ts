@@ -4,7 +4,7 @@ import type { OdkSourceConfig } from '@fieldsync/config';
 import type { CanonicalSubmission } from '@fieldsync/model';
 import type { PullPage, StoredVersion } from '../connector.ts';
 import { OdkConnector } from './odk.connector.ts';
-import { OdkError } from './odk.client.ts';
+import { AuthError } from '../connector.ts';
 
 const FORM = 'household_survey';
 /** nextLinks point here, not at the simulator: the connector must re-home them. */
@@ -36,6 +36,7 @@ function connector(o: Partial<OdkSourceConfig> = {}): OdkConnector {
     sweep: { every: 3_600_000 },
     // Small waits so retries are quick; a Retry-After is still obeyed.
     http: { timeoutMs: 5_000, retries: 3, backoffMs: 10, maxBackoffMs: 3_000 },
+    tables: { enabled: true, names: {}, choiceColumns: false },
     ...o,
   };
   return new OdkConnector(source);
@@ -289,18 +290,19 @@ describe('OdkConnector: auth, forms, faults', () => {
 
     await start({ submissions: 2 });
     const err = await collect(connector({ auth: { basic: { email: sim.email, password: sim.password } } }).pull(FORM, null, { via: 'poll' })).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(OdkError);
-    expect(err).toMatchObject({ status: 401, code: 401.3 });
+    expect(err).toBeInstanceOf(AuthError); // not retried by the poller until its next run
+    expect(err).toMatchObject({ status: 401, code: 401.3, credential: 'auth.basic.email/password' });
     expect(sim.requests).toHaveLength(1); // no retry, no login attempt
   });
 
   it('reports a wrong password clearly', async () => {
     await start();
     const err = await collect(connector({ auth: { session: { email: sim.email, password: 'hunter2-not-it' } } }).pull(FORM, null, { via: 'poll' })).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(OdkError);
-    expect((err as OdkError).message).toMatch(/401 to POST \/v1\/sessions \(401\.2\)/);
+    expect(err).toBeInstanceOf(AuthError);
+    expect((err as AuthError).message).toBe("ODK login refused: check the source's auth.session.email/password (401.2: Could not authenticate with the provided credentials.)");
+    expect(sim.requests.map((r) => `${r.method} ${r.path} ${r.status}`)).toEqual(['POST /v1/sessions 401']); // one login: a 401 is never retried
     // Nothing that a logger could serialize carries the credentials (got's error, with its headers and body, is dropped).
-    expect((err as OdkError).cause).toBeUndefined();
+    expect((err as AuthError).cause).toBeUndefined();
     expect(JSON.stringify({ ...(err as object), message: (err as Error).message })).not.toContain('hunter2');
   });
 

@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import type { OdkSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
-import type { CanonicalSubmission } from '@fieldsync/model';
+import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
 import type { Cursor, PullOptions, PullPage, SourceConnector, StoredVersion, SweepPage } from '../connector.ts';
 import { createHttpClient } from '../http.ts';
 import { OdkBasicAuth, OdkSessionAuth } from './odk.auth.ts';
 import { OdkClient, OdkError, odataQuery, type FeedPage } from './odk.client.ts';
 import { KeyRow, isoMs, toCanonical } from './odk.mapping.ts';
+import { OdkSchemaReader, odkFormVersion } from './odk.schema.ts';
 
 /** The stored position of an ODK form: the newest Central timestamp the last poll can vouch for. */
 export interface OdkCursor extends Cursor {
@@ -58,6 +59,20 @@ export class OdkConnector implements SourceConnector {
         ? new OdkSessionAuth(http, new URL(`${base.pathname.replace(/\/+$/, '')}/v1/sessions`, base.origin), source.auth.session, deps.logger, source.id)
         : new OdkBasicAuth(source.auth.basic.email, source.auth.basic.password);
     this.client = new OdkClient(http, base, auth);
+  }
+
+  /** Logs the session out (`DELETE /v1/sessions/current`); the next request logs in again. */
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  /** Published versions' definitions not in `known` (see odk.schema.ts). */
+  async formDefinitions(formId: string, opts: { known?: ReadonlySet<string>; signal?: AbortSignal } = {}): Promise<FormDefinition[]> {
+    return new OdkSchemaReader(this.client, this.source.projectId, this.sourceId).definitions(formId, opts);
+  }
+
+  formVersionOf(s: CanonicalSubmission): string | undefined {
+    return odkFormVersion(s.data);
   }
 
   /** The configured forms, or every published form of the project, asked anew each time so new forms join. */

@@ -2,12 +2,14 @@ import type { AddressInfo } from 'node:net';
 import { setMaxListeners } from 'node:events';
 import type { Server } from 'node:http';
 import { KoboStore, type KoboAnswers, type KoboRecord } from './kobo.records.ts';
+import type { KoboChoices, KoboNode } from './kobo.form.ts';
 import { createKoboApp, type KoboFault, type KoboRequestLog, type KoboServerState } from './kobo.server.ts';
 import { sendKoboRestService, type KoboDeliveryResult, type KoboRestService } from './kobo.sender.ts';
 
-export { KoboStore, submissionTime, type KoboAnswers, type KoboAsset, type KoboRecord } from './kobo.records.ts';
+export { KoboStore, submissionTime, type KoboAnswers, type KoboAsset, type KoboRecord, type KoboVersion } from './kobo.records.ts';
+export { SURVEY as KOBO_SURVEY, KOBO_CHOICES, KOBO_TRANSLATIONS, koboQuestion, findKoboNode, cloneSurvey, type KoboNode, type KoboQuestion, type KoboSection, type KoboQuestionType, type KoboLabel, type KoboContent, type KoboChoices } from './kobo.form.ts';
 export { createKoboApp, DEFAULT_LIMIT as KOBO_DEFAULT_LIMIT, MAX_LIMIT as KOBO_MAX_LIMIT, type KoboFault, type KoboRequestLog } from './kobo.server.ts';
-export { sendKoboRestService, KOBO_RETRY_DELAYS_MS, type KoboRestService, type KoboDeliveryAttempt, type KoboDeliveryResult } from './kobo.sender.ts';
+export { sendKoboRestService, koboSubmissionXml, KOBO_RETRY_DELAYS_MS, type KoboRestService, type KoboDeliveryAttempt, type KoboDeliveryResult } from './kobo.sender.ts';
 
 export interface KoboSimulatorOptions {
   /** Default 127.0.0.1. */
@@ -28,6 +30,8 @@ export interface KoboSimulatorOptions {
   startTime?: Date;
   /** Base of absolute URLs in answers (`next`, …), e.g. to pose as a server behind a proxy. Default: the Host the client called. */
   publicUrl?: string;
+  /** How many deployed versions the asset detail embeds (kpi: DEFAULT_API_PAGE_SIZE, 100); the rest only via `/versions/`. */
+  embeddedVersions?: number;
   /** A REST Service: every newly created (or revealed) submission is POSTed to it; never edits or deletes. */
   restService?: KoboRestService;
 }
@@ -48,8 +52,15 @@ export interface KoboSimulator {
   addAsset(o?: { uid?: string; name?: string }): string;
   /** Redeploys a form; later records and edits carry the new `__version__`. Returns the version uid. */
   deploy(assetUid: string): string;
+  /**
+   * Deploys a changed form: `mutate` edits copies of the current survey (see
+   * `koboQuestion`, `findKoboNode`) and choice lists in place, or returns a new
+   * survey. Later records are filled in with it and carry the new `__version__`.
+   * Returns the version uid.
+   */
+  deployVersion(assetUid: string, mutate: (survey: KoboNode[], choices: KoboChoices) => KoboNode[] | void): string;
   /** Creates `count` submissions. `hidden`: their `_id`s are taken now but they stay invisible until {@link reveal}. */
-  createSubmissions(assetUid: string, count: number, opts?: { hidden?: boolean }): KoboRecord[];
+  createSubmissions(assetUid: string, count: number, opts?: { hidden?: boolean; everyS?: number }): KoboRecord[];
   /** Makes hidden submissions visible (all when `ids` is omitted): smaller `_id`s appearing after larger ones. */
   reveal(assetUid: string, ids?: number[]): KoboRecord[];
   /** Edits a submission (default: a corrected age and a comment; `null` removes an answer). Returns the new version. */
@@ -79,7 +90,7 @@ export async function startKoboSimulator(opts: KoboSimulatorOptions = {}): Promi
     firstId: opts.firstId ?? 1,
     startTime: opts.startTime ?? new Date(Date.now() - 30 * 86_400_000),
   });
-  const state: KoboServerState = { store, token: opts.token ?? 'kobo-sim-token', faults: [], log: [], publicUrl: opts.publicUrl };
+  const state: KoboServerState = { store, token: opts.token ?? 'kobo-sim-token', faults: [], log: [], publicUrl: opts.publicUrl, embeddedVersions: opts.embeddedVersions };
   const server: Server = await new Promise((resolve, reject) => {
     const s = createKoboApp(state).listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve(s));
     s.once('error', reject);
@@ -124,6 +135,7 @@ export async function startKoboSimulator(opts: KoboSimulatorOptions = {}): Promi
       return uid;
     },
     deploy: (uid) => store.deploy(uid),
+    deployVersion: (uid, mutate) => store.deployVersion(uid, mutate),
     createSubmissions: (uid, count, o = {}) => {
       const recs = store.create(uid, count, o);
       if (!o.hidden) deliver(uid, recs);

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startKoboSimulator, type KoboRecord, type KoboSimulator, type KoboSimulatorOptions } from './index.ts';
+import { findKoboNode, koboQuestion, startKoboSimulator, type KoboQuestion, type KoboRecord, type KoboSimulator, type KoboSimulatorOptions } from './index.ts';
 
 /** Kobo's paged envelope (`/data/`, asset listings). */
 interface KoboPage<T> {
@@ -31,7 +31,7 @@ interface KoboAssetSummary {
 }
 /** `/api/v2/assets/<uid>/` (and a deployed version), as much as the tests read. */
 interface KoboAssetDetail {
-  content: { survey: Record<string, unknown>[]; choices: Record<string, unknown>[] };
+  content: { survey: Record<string, unknown>[]; choices: Record<string, unknown>[]; translations: (string | null)[] };
   deployed_versions: KoboPage<{ url: string }>;
 }
 
@@ -284,12 +284,70 @@ describe('kobo simulator: forms', () => {
     expect(types).toContain('begin_group');
     expect(types.indexOf('begin_repeat')).toBeGreaterThan(types.indexOf('begin_group'));
     expect(types.indexOf('end_group')).toBeGreaterThan(types.indexOf('end_repeat'));
-    expect(rows.find((r) => r.name === 'member_age')).toMatchObject({ type: 'integer', $xpath: 'household/members/member_age', label: ['Age'] });
+    expect(rows.find((r) => r.name === 'member_age')).toMatchObject({ type: 'integer', $xpath: 'household/members/member_age', $autoname: 'member_age', label: ['Age', 'Umri'] });
+    expect(rows.find((r) => r.name === 'days_sick')).toMatchObject({ $xpath: 'household/members/illnesses/days_sick', label: ['Days sick', null] });
+    // A repeat nested in a repeat inside a group.
+    expect(types.filter((t) => t === 'begin_repeat')).toHaveLength(2);
+    for (const t of ['note', 'calculate', 'datetime', 'date', 'decimal', 'geopoint', 'image', 'select_one', 'select_multiple']) expect(types, t).toContain(t);
+    expect(a.content.translations).toEqual(['English (en)', 'Swahili (sw)']);
     expect(rows.find((r) => r.name === 'crops_grown')).toMatchObject({ type: 'select_multiple', select_from_list_name: 'crops' });
-    expect(a.content.choices).toContainEqual(expect.objectContaining({ list_name: 'crops', name: 'maize', label: ['Maize'] }));
+    expect(a.content.choices).toContainEqual(expect.objectContaining({ list_name: 'crops', name: 'maize', $autovalue: 'maize', label: ['Maize', 'Mahindi'] }));
     expect(a.deployed_versions.count).toBe(1);
     const v = a.deployed_versions.results[0]!;
     expect((await get<KoboAssetDetail>(new URL(v.url).pathname)).body.content.survey).toEqual(rows);
+  });
+
+  it('lists versions newest first (drafts too, ?deployed=true filters) and serves each version its own content', async () => {
+    const { uid } = await start({ submissions: 2 });
+    const v1 = sim!.records(uid)[0]!.__version__ as string;
+    const v2 = sim!.deployVersion(uid, (survey, choices) => {
+      choices.crops!.push(['millet', ['Millet', null]]);
+      survey.push(koboQuestion('integer', 'household_size', () => '4', { label: ['Household size', 'Ukubwa wa kaya'] }));
+      const age = findKoboNode(survey, 'household/respondent_age') as KoboQuestion;
+      age.type = 'text';
+      age.answer = () => 'about forty';
+    });
+    const [rec] = sim!.createSubmissions(uid, 1);
+    expect(rec).toMatchObject({ __version__: v2, household_size: '4', 'household/respondent_age': 'about forty' });
+    expect(sim!.record(uid, 1)!.__version__).toBe(v1); // old records keep theirs
+
+    type VersionItem = { uid: string; url: string; date_deployed: string | false; version_number: string };
+    const all = (await get<KoboPage<VersionItem>>(`/api/v2/assets/${uid}/versions/`)).body;
+    expect(all.count).toBe(3); // v1, the saved draft, v2
+    expect(all.results.map((v) => v.date_deployed === false)).toEqual([false, true, false]);
+    expect(all.results.map((v) => v.version_number)).toEqual(['2', '1.1', '1']);
+    const deployed = (await get<KoboPage<VersionItem>>(`/api/v2/assets/${uid}/versions/`, { deployed: 'true' })).body;
+    expect(deployed.results.map((v) => v.uid)).toEqual([v2, v1]);
+    const paged = (await get<KoboPage<VersionItem>>(`/api/v2/assets/${uid}/versions/`, { limit: '1' })).body;
+    expect(paged.results).toHaveLength(1);
+    expect(new URL(paged.next!).searchParams.get('offset')).toBe('1');
+
+    const content = async (vid: string) => (await get<KoboAssetDetail>(`/api/v2/assets/${uid}/versions/${vid}/`)).body.content.survey;
+    expect((await content(v1)).find((r) => r.name === 'respondent_age')).toMatchObject({ type: 'integer' });
+    expect((await content(v1)).some((r) => r.name === 'household_size')).toBe(false);
+    expect((await content(v2)).find((r) => r.name === 'respondent_age')).toMatchObject({ type: 'text', $kuid: (await content(v1)).find((r) => r.name === 'respondent_age')!.$kuid });
+    expect((await content(v2)).find((r) => r.name === 'household_size')).toMatchObject({ type: 'integer', $xpath: 'household_size' });
+    const choices = async (vid: string) => (await get<KoboAssetDetail>(`/api/v2/assets/${uid}/versions/${vid}/`)).body.content.choices.map((c) => c.name);
+    expect(await choices(v2)).toContain('millet');
+    expect(await choices(v1)).not.toContain('millet');
+    const asset = (await get<KoboAssetDetail & { deployed_version_id: string; deployment__active: boolean }>(`/api/v2/assets/${uid}/`)).body;
+    expect(asset).toMatchObject({ deployed_version_id: v2, deployment__active: true });
+    expect(asset.deployed_versions.count).toBe(2);
+    expect((await get(`/api/v2/assets/${uid}/versions/vNope/`)).status).toBe(404);
+  });
+
+  it('fills records consistently with the form: nested repeats nest, calculates and dateTimes are strings, notes absent', async () => {
+    const { uid } = await start({ submissions: 80 });
+    const recs = sim!.records(uid);
+    const members = recs.flatMap((r) => (r['household/members'] as Record<string, unknown>[] | undefined) ?? []);
+    const illnesses = members.flatMap((m) => (m['household/members/illnesses'] as Record<string, string>[] | undefined) ?? []);
+    expect(illnesses.length).toBeGreaterThan(0);
+    for (const i of illnesses) expect(Object.keys(i).sort()).toEqual(['household/members/illnesses/days_sick', 'household/members/illnesses/illness']);
+    for (const r of recs) {
+      expect(r['household/member_count']).toBe(String((r['household/members'] as unknown[] | undefined)?.length ?? 0));
+      expect(r).not.toHaveProperty('intro');
+      if ('arrival_time' in r) expect(r.arrival_time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+03:00$/);
+    }
   });
 });
 

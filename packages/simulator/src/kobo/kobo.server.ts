@@ -1,6 +1,7 @@
 import express, { type Request, type Response, type NextFunction } from 'express';
 import { matches, parseFields, parseQuery, parseSort, project, QueryError, sortDocs } from './kobo.query.ts';
-import type { KoboAsset, KoboStore } from './kobo.records.ts';
+import { createHash } from 'node:crypto';
+import type { KoboAsset, KoboStore, KoboVersion } from './kobo.records.ts';
 
 /** A canned answer for the next request (rate limit, outage, slowness). */
 export interface KoboFault {
@@ -32,6 +33,8 @@ export interface KoboServerState {
   log: KoboRequestLog[];
   /** Base of absolute URLs (`next`, `previous`, `url`); default: the Host the client called. */
   publicUrl?: string;
+  /** Deployed versions embedded in the asset detail (default 100, like kpi's DEFAULT_API_PAGE_SIZE). */
+  embeddedVersions?: number;
 }
 
 export const DEFAULT_LIMIT = 100;
@@ -52,6 +55,8 @@ function queryOf(req: Request): Record<string, string> {
   }
   return out;
 }
+
+const contentHash = (v: KoboVersion) => createHash('sha1').update(JSON.stringify(v.content)).digest('hex');
 
 const detail = (res: Response, status: number, text: string) => res.status(status).json({ detail: text });
 
@@ -126,35 +131,86 @@ export function createKoboApp(state: KoboServerState): express.Express {
     res.json({ count: assets.length, next: null, previous: null, results: assets.map((a) => assetSummary(req, a)) });
   });
 
+  // kpi's AssetVersionListSerializer; `date_deployed` is `false` for a version never deployed.
+  const versionLabels = (a: KoboAsset) => {
+    const labels = new Map<string, string>();
+    let major = 0;
+    let minor = 0;
+    for (const v of a.history) {
+      if (v.deployedAt) {
+        major += 1;
+        minor = 0;
+        labels.set(v.uid, String(major));
+      } else labels.set(v.uid, `${major}.${++minor}`);
+    }
+    return labels;
+  };
+  const versionSummary = (req: Request, a: KoboAsset, v: KoboVersion, labels = versionLabels(a)) => ({
+    uid: v.uid,
+    url: `${base(req)}/api/v2/assets/${a.uid}/versions/${v.uid}/`,
+    content_hash: contentHash(v),
+    date_deployed: v.deployedAt ? v.deployedAt.toISOString() : false,
+    date_modified: v.dateModified.toISOString(),
+    version_number: labels.get(v.uid) ?? '0',
+  });
+  /** DRF LimitOffsetPagination over a list, with absolute links. */
+  const paginate = <T>(req: Request, items: T[]) => {
+    const q = queryOf(req);
+    const limit = Math.min(/^\d+$/.test(q.limit ?? '') && Number(q.limit) > 0 ? Number(q.limit) : DEFAULT_LIMIT, MAX_LIMIT);
+    const offset = /^\d+$/.test(q.offset ?? '') ? Number(q.offset) : 0;
+    const link = (o: number) => {
+      const u = new URL(`${base(req)}${req.baseUrl}${req.path}`);
+      for (const [k, v] of Object.entries(q)) u.searchParams.set(k, v);
+      u.searchParams.set('limit', String(limit));
+      if (o > 0) u.searchParams.set('offset', String(o));
+      else u.searchParams.delete('offset');
+      return u.toString();
+    };
+    return {
+      count: items.length,
+      next: offset + limit < items.length ? link(offset + limit) : null,
+      previous: offset > 0 ? link(Math.max(offset - limit, 0)) : null,
+      results: items.slice(offset, offset + limit),
+    };
+  };
+
   app.get('/api/v2/assets/:uid/', (req, res) => {
     const a = state.store.assets.get(req.params.uid);
     if (!a) return detail(res, 404, 'Not found.');
+    const labels = versionLabels(a);
+    // `deployed_versions` newest first (AssetVersion orders by -date_modified); `content` is the draft.
+    const deployed = [...a.versions].reverse().map((v) => versionSummary(req, a, v, labels));
+    const embedded = state.embeddedVersions ?? DEFAULT_LIMIT;
+    const more = deployed.length > embedded ? `${base(req)}/api/v2/assets/${a.uid}/versions/?deployed=true&limit=${embedded}&offset=${embedded}` : null;
     res.json({
       ...assetSummary(req, a),
-      version_id: a.versions.at(-1)?.uid ?? null,
-      deployed_versions: {
-        count: a.versions.length,
-        next: null,
-        previous: null,
-        results: [...a.versions].reverse().map((v) => ({
-          uid: v.uid,
-          url: `${base(req)}/api/v2/assets/${a.uid}/versions/${v.uid}/`,
-          content_hash: v.uid.toLowerCase(),
-          date_deployed: v.deployedAt.toISOString(),
-          date_modified: v.deployedAt.toISOString(),
-        })),
-      },
+      version_id: a.history.at(-1)?.uid ?? null,
+      version__content_hash: a.history.at(-1) ? contentHash(a.history.at(-1)!) : null,
+      deployed_versions: { count: deployed.length, next: more, previous: null, results: deployed.slice(0, embedded) },
+      summary: { languages: a.content.translations, row_count: a.content.survey.length },
       content: a.content,
     });
   });
 
-  // Deployed content of a version (the simulated form never changes between versions).
+  // Every saved version, newest first; `?deployed=true|false` filters (Django reads the boolean from the string).
+  app.get('/api/v2/assets/:uid/versions/', (req, res) => {
+    const a = surveyOr404(req, res);
+    if (!a) return;
+    const flag = queryOf(req).deployed?.toLowerCase();
+    const want = flag === undefined ? undefined : ['true', '1', 't'].includes(flag) ? true : ['false', '0', 'f'].includes(flag) ? false : null;
+    if (want === null) return detail(res, 400, `“${flag}” value must be either True or False.`);
+    const labels = versionLabels(a);
+    const list = [...a.history].reverse().filter((v) => want === undefined || Boolean(v.deployedAt) === want);
+    res.json(paginate(req, list.map((v) => versionSummary(req, a, v, labels))));
+  });
+
+  // The raw content a version was saved (and maybe deployed) with.
   app.get('/api/v2/assets/:uid/versions/:vid/', (req, res) => {
     const a = surveyOr404(req, res);
-    const v = a?.versions.find((x) => x.uid === req.params.vid);
     if (!a) return;
+    const v = a.history.find((x) => x.uid === req.params.vid);
     if (!v) return detail(res, 404, 'Not found.');
-    res.json({ uid: v.uid, url: `${base(req)}/api/v2/assets/${a.uid}/versions/${v.uid}/`, date_deployed: v.deployedAt.toISOString(), content: a.content });
+    res.json({ ...versionSummary(req, a, v), content: v.content });
   });
 
   app.get('/api/v2/assets/:uid/data/', (req, res) => {

@@ -4,9 +4,16 @@
  */
 import { createHash } from 'node:crypto';
 
+/**
+ * Question types as an XLSForm author picks them; the XForm bind type (what
+ * `/fields` reports) follows: select_one/note/calculate → `string`, image → `binary`.
+ */
 export type OdkFieldType =
-  | 'string' | 'int' | 'decimal' | 'date' | 'dateTime' | 'geopoint'
-  | 'select_one' | 'select_multiple' | 'group' | 'repeat';
+  | 'string' | 'int' | 'decimal' | 'date' | 'time' | 'dateTime' | 'boolean' | 'geopoint'
+  | 'select_one' | 'select_multiple' | 'note' | 'calculate' | 'image' | 'group' | 'repeat';
+
+/** A label: plain, or by language (the form's `languages`) when the form has translations. */
+export type OdkLabel = string | Record<string, string>;
 
 export interface OdkField {
   name: string;
@@ -15,6 +22,14 @@ export interface OdkField {
   children?: OdkField[];
   /** Choice names of a select. */
   choices?: string[];
+  /** The question's label (XForm only). */
+  label?: OdkLabel;
+  /** select: the choice list's name (the secondary instance id); default the field's name. */
+  list?: string;
+  /** select: labels by choice name; a choice without one is labelled with its name. */
+  choiceLabels?: Record<string, OdkLabel>;
+  /** calculate: the expression written into the bind. */
+  calculation?: string;
 }
 
 export interface OdkFormSpec {
@@ -23,6 +38,14 @@ export interface OdkFormSpec {
   version?: string;
   /** Form fields in document order; a `meta` group with `instanceID` is appended when missing (Central requires one). */
   fields: OdkField[];
+  /** Translations (itext languages); the first is the default. Absent: plain labels. */
+  languages?: string[];
+  /**
+   * How the XForm carries choices: `pyxform` (default) = a secondary instance per
+   * list, as pyxform ≥ 4 writes; `inline` = `<item><label/><value/></item>` under
+   * the select, as hand-written forms do.
+   */
+  choiceStyle?: 'pyxform' | 'inline';
 }
 
 export type OdkReviewState = 'hasIssues' | 'edited' | 'rejected' | 'approved';
@@ -51,36 +74,84 @@ export interface SimSubmission {
   formVersion: string;
 }
 
+const EN = 'English (en)';
+const FR = 'French (fr)';
+const l = (en: string, fr: string): OdkLabel => ({ [EN]: en, [FR]: fr });
+
+/**
+ * The demo form: every construct the analyst tables handle — a note, a group, a
+ * top-level repeat, a repeat inside a group with a repeat nested in it, selects,
+ * numbers, date/dateTime, a geopoint, an image, a calculate — in two languages.
+ */
 export const HOUSEHOLD_FORM: OdkFormSpec = {
   xmlFormId: 'household_survey',
   name: 'Household survey',
   version: '2026.1',
+  languages: [EN, FR],
   fields: [
-    { name: 'today', type: 'date' },
+    { name: 'today', type: 'date', label: l('Today', "Aujourd'hui") },
+    { name: 'intro', type: 'note', label: l('Introduce yourself and ask for consent.', 'Présentez-vous et demandez le consentement.') },
     {
       name: 'respondent',
       type: 'group',
+      label: l('Respondent', 'Répondant'),
       children: [
-        { name: 'name', type: 'string' },
-        { name: 'age', type: 'int' },
-        { name: 'birth_date', type: 'date' },
+        { name: 'name', type: 'string', label: l('Name', 'Nom') },
+        { name: 'age', type: 'int', label: l('Age', 'Âge') },
+        { name: 'birth_date', type: 'date', label: l('Date of birth', 'Date de naissance') },
       ],
     },
-    { name: 'household_size', type: 'int' },
-    { name: 'monthly_income', type: 'decimal' },
-    { name: 'water_sources', type: 'select_multiple', choices: ['borehole', 'piped', 'river', 'rain', 'vendor'] },
-    { name: 'toilet', type: 'select_one', choices: ['flush', 'pit', 'none'] },
-    { name: 'location', type: 'geopoint' },
+    { name: 'household_size', type: 'int', label: l('Household size', 'Taille du ménage') },
+    { name: 'monthly_income', type: 'decimal', label: l('Monthly income', 'Revenu mensuel') },
+    {
+      name: 'water_sources', type: 'select_multiple', label: l('Water sources', "Sources d'eau"), list: 'water_sources',
+      choices: ['borehole', 'piped', 'river', 'rain', 'vendor'],
+      choiceLabels: { borehole: l('Borehole', 'Forage'), piped: l('Piped water', 'Eau courante'), river: l('River', 'Rivière'), rain: l('Rain water', 'Eau de pluie'), vendor: l('Vendor', 'Vendeur') },
+    },
+    {
+      name: 'toilet', type: 'select_one', label: l('Toilet', 'Toilettes'), list: 'toilet', choices: ['flush', 'pit', 'none'],
+      choiceLabels: { flush: l('Flush toilet', 'Chasse d’eau'), pit: l('Pit latrine', 'Latrine'), none: l('None', 'Aucune') },
+    },
+    { name: 'location', type: 'geopoint', label: l('Location', 'Emplacement') },
+    { name: 'visit_time', type: 'dateTime', label: l('Time of visit', 'Heure de la visite') },
+    { name: 'dwelling_photo', type: 'image', label: l('Photo of the dwelling', 'Photo du logement') },
     {
       name: 'member',
       type: 'repeat',
+      label: l('Household member', 'Membre du ménage'),
       children: [
-        { name: 'member_name', type: 'string' },
-        { name: 'member_age', type: 'int' },
-        { name: 'member_sex', type: 'select_one', choices: ['female', 'male'] },
+        { name: 'member_name', type: 'string', label: l('Name', 'Nom') },
+        { name: 'member_age', type: 'int', label: l('Age', 'Âge') },
+        { name: 'member_sex', type: 'select_one', label: l('Sex', 'Sexe'), list: 'sex', choices: ['female', 'male'], choiceLabels: { female: l('Female', 'Femme'), male: l('Male', 'Homme') } },
       ],
     },
-    { name: 'notes', type: 'string' },
+    {
+      name: 'livestock',
+      type: 'group',
+      label: l('Livestock', 'Bétail'),
+      children: [
+        {
+          name: 'animal',
+          type: 'repeat',
+          label: l('Animal kind', "Type d'animal"),
+          children: [
+            { name: 'species', type: 'select_one', label: l('Species', 'Espèce'), list: 'species', choices: ['cattle', 'goat', 'chicken'], choiceLabels: { cattle: l('Cattle', 'Bovins'), goat: l('Goats', 'Chèvres'), chicken: l('Chickens', 'Poulets') } },
+            { name: 'herd_size', type: 'int', label: l('How many?', 'Combien ?') },
+            {
+              name: 'vaccination',
+              type: 'repeat',
+              label: l('Vaccination', 'Vaccination'),
+              children: [
+                { name: 'vaccine', type: 'string', label: l('Vaccine', 'Vaccin') },
+                { name: 'vaccinated_on', type: 'date', label: l('Date', 'Date') },
+              ],
+            },
+          ],
+        },
+      ],
+    },
+    { name: 'income_band', type: 'calculate', calculation: "if( /data/monthly_income  > 20000, 'high', 'low')" },
+    { name: 'notes', type: 'string', label: l('Notes', 'Remarques') },
     { name: 'meta', type: 'group', children: [{ name: 'instanceID', type: 'string' }] },
   ],
 };
@@ -122,26 +193,36 @@ const int = (rnd: Rng, lo: number, hi: number) => lo + Math.floor(rnd() * (hi - 
 /** Repeat sizes cycle through 0, 1 and many so every seeded batch has each case. */
 const REPEAT_SIZES = [0, 1, 3, 0, 2, 5, 1, 4];
 
-export function generateAnswers(fields: OdkField[], rnd: Rng, index: number): OdkAnswers {
+export function generateAnswers(fields: OdkField[], rnd: Rng, index: number, depth = 0): OdkAnswers {
   const out: OdkAnswers = {};
   for (const f of fields) {
     if (f.name === 'meta' && f.type === 'group') continue; // set by the simulator
-    const v = generateValue(f, rnd, index);
+    const v = generateValue(f, rnd, index, depth);
     if (v !== undefined) out[f.name] = v;
   }
   return out;
 }
 
-function generateValue(f: OdkField, rnd: Rng, index: number): unknown {
+function generateValue(f: OdkField, rnd: Rng, index: number, depth: number): unknown {
+  if (f.type === 'note') return null; // a note holds no value
   // About one answer in ten is left empty, so rows show Central's `null`s.
   if (f.type !== 'group' && f.type !== 'repeat' && rnd() < 0.1) return null;
   switch (f.type) {
     case 'group':
-      return generateAnswers(f.children ?? [], rnd, index);
+      return generateAnswers(f.children ?? [], rnd, index, depth);
     case 'repeat': {
-      const n = REPEAT_SIZES[index % REPEAT_SIZES.length]!;
-      return n === 0 ? undefined : Array.from({ length: n }, () => generateAnswers(f.children ?? [], rnd, index));
+      // Nested repeats stay small (0–2 entries) so rows do not balloon.
+      const n = depth === 0 ? REPEAT_SIZES[index % REPEAT_SIZES.length]! : Math.floor(rnd() * 3);
+      return n === 0 ? undefined : Array.from({ length: n }, () => generateAnswers(f.children ?? [], rnd, index, depth + 1));
     }
+    case 'calculate':
+      return pick(rnd, ['high', 'low']);
+    case 'image':
+      return `${f.name}-${index + 1}_${int(rnd, 10, 59)}.jpg`;
+    case 'boolean':
+      return rnd() < 0.5 ? 'true' : 'false'; // OData keeps booleans as strings
+    case 'time':
+      return `${String(int(rnd, 6, 19)).padStart(2, '0')}:${String(int(rnd, 0, 59)).padStart(2, '0')}:00.000+03:00`;
     case 'string':
       return /name/i.test(f.name) ? pick(rnd, NAMES) : pick(rnd, WORDS);
     case 'int':
@@ -275,6 +356,7 @@ export function toODataRow(fields: OdkField[], s: SimSubmission, o: RowOptions =
   const wkt = o.wkt ?? false;
   const answers = { ...s.answers, meta: { ...asObject(s.answers.meta), instanceID: s.instanceId } };
   const row = frame(fields, answers, sel, wkt);
+  const files = countFiles(fields, answers);
   if (sel.id) row.__id = s.id;
   if (sel.system) {
     const all: Record<(typeof SYSTEM_PROPS)[number], unknown> = {
@@ -282,8 +364,8 @@ export function toODataRow(fields: OdkField[], s: SimSubmission, o: RowOptions =
       updatedAt: iso(s.updatedAt),
       submitterId: String(s.submitterId),
       submitterName: s.submitterName,
-      attachmentsPresent: 0,
-      attachmentsExpected: 0,
+      attachmentsPresent: files,
+      attachmentsExpected: files,
       status: null,
       reviewState: s.reviewState,
       deviceId: s.deviceId,
@@ -296,6 +378,18 @@ export function toODataRow(fields: OdkField[], s: SimSubmission, o: RowOptions =
   }
   addRepeats(fields, answers, row, { hashParts: [`Submissions#${s.id}`], linkParts: [`Submissions('${encodeURIComponent(s.id)}')`] }, sel, o.expand ?? false, wkt);
   return row;
+}
+
+/** Answered image questions, repeats included (Central expects one attachment each; all uploaded here). */
+function countFiles(fields: OdkField[], answers: OdkAnswers): number {
+  let n = 0;
+  for (const f of fields) {
+    const v = answers[f.name];
+    if (f.type === 'image' && typeof v === 'string' && v) n += 1;
+    else if (f.type === 'group') n += countFiles(f.children ?? [], asObject(v));
+    else if (f.type === 'repeat' && Array.isArray(v)) for (const e of v) n += countFiles(f.children ?? [], asObject(e));
+  }
+  return n;
 }
 
 /** All fields, depth first, with their slash paths. */

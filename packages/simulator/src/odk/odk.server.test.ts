@@ -284,7 +284,7 @@ describe('ODK simulator: the Submissions feed', () => {
     await start();
     const token = await login();
     const doc = await get<ODataPage<{ name: string; kind: string; url: string }>>(SVC, token);
-    expect(doc.body.value.map((e) => e.name)).toEqual(['Submissions', 'Submissions.member']);
+    expect(doc.body.value.map((e) => e.name)).toEqual(['Submissions', 'Submissions.member', 'Submissions.livestock.animal', 'Submissions.livestock.animal.vaccination']);
     expect(doc.body['@odata.context']).toBe(`${DOMAIN}${SVC}/$metadata`);
     const md = await get<string>(`${SVC}/$metadata`, token);
     expect(md.headers.get('content-type')).toMatch(/xml/);
@@ -296,6 +296,87 @@ describe('ODK simulator: the Submissions feed', () => {
     expect(xml).toContain('<Property Name="water_sources" Type="Edm.String"/>');
     expect(xml).toContain('<NavigationProperty Name="member" Type="Collection(org.opendatakit.user.household_survey.Submissions.member)"/>');
     expect(xml).toContain('<Property Name="__Submissions-id" Type="Edm.String"/>');
+  });
+});
+
+describe('ODK simulator: form definitions', () => {
+  type Field = { path: string; name: string; type: string; binary: true | null; selectMultiple: true | null };
+
+  it('serves /fields depth first like Central: structure, repeat, bind types, binary and selectMultiple flags', async () => {
+    await start();
+    const token = await login();
+    const fields = (await get<Field[]>('/v1/projects/1/forms/household_survey/fields?odata=true', token)).body;
+    expect(Object.keys(fields[0]!)).toEqual(['path', 'name', 'type', 'binary', 'selectMultiple']);
+    const by = new Map(fields.map((f) => [f.path, f]));
+    expect(fields.map((f) => f.path).slice(0, 6)).toEqual(['/today', '/intro', '/respondent', '/respondent/name', '/respondent/age', '/respondent/birth_date']);
+    expect(by.get('/respondent')!.type).toBe('structure');
+    expect(by.get('/livestock/animal')).toMatchObject({ type: 'repeat', name: 'animal' });
+    expect(by.get('/livestock/animal/vaccination/vaccinated_on')).toMatchObject({ type: 'date' });
+    expect(by.get('/water_sources')).toMatchObject({ type: 'string', selectMultiple: true });
+    expect(by.get('/toilet')).toMatchObject({ type: 'string', selectMultiple: null });
+    expect(by.get('/dwelling_photo')).toMatchObject({ type: 'binary', binary: true });
+    expect(by.get('/visit_time')!.type).toBe('dateTime');
+    for (const p of ['/intro', '/income_band']) expect(by.get(p)!.type).toBe('string'); // notes and calculates
+    expect(fields.at(-1)).toMatchObject({ path: '/meta/instanceID' });
+  });
+
+  it('serves the XForm with itext labels and choice lists in secondary instances (pyxform), or plain/inline without translations', async () => {
+    await start();
+    const token = await login();
+    const xml = (await get<string>('/v1/projects/1/forms/household_survey.xml', token)).body;
+    expect(xml).toContain('<translation default="true()" lang="English (en)">');
+    expect(xml).toContain('<translation lang="French (fr)">');
+    expect(xml).toContain('<instance id="toilet">');
+    expect(xml).toMatch(/<item>\s*<itextId>toilet-1<\/itextId>\s*<name>pit<\/name>\s*<\/item>/);
+    expect(xml).toMatch(/<text id="toilet-1">\s*<value>Latrine<\/value>/);
+    expect(xml).toContain(`<label ref="jr:itext('/data/respondent/age:label')"/>`);
+    expect(xml).toContain('<bind nodeset="/data/intro" readonly="true()" type="string"/>');
+    expect(xml).toContain('<repeat nodeset="/data/livestock/animal/vaccination">');
+
+    sim.publishForm({ xmlFormId: 'plain', fields: [{ name: 'kind', type: 'select_one', label: 'Kind', choices: ['a', 'b'], choiceLabels: { a: 'Alpha' } }] });
+    const plain = (await get<string>('/v1/projects/1/forms/plain.xml', token)).body;
+    expect(plain).not.toContain('<itext>');
+    expect(plain).toMatch(/<item>\s*<label>Alpha<\/label>\s*<name>a<\/name>/);
+    expect(plain).toContain('<label>Kind</label>');
+    sim.publishForm({ xmlFormId: 'hand', choiceStyle: 'inline', fields: [{ name: 'kind', type: 'select_multiple', choices: ['a'], choiceLabels: { a: 'Alpha' } }] });
+    expect((await get<string>('/v1/projects/1/forms/hand.xml', token)).body).toMatch(/<select ref="\/data\/kind">\s*<item>\s*<label>Alpha<\/label>\s*<value>a<\/value>/);
+  });
+
+  it('publishes new versions: newest first in /versions, each with its own fields and XForm; submissions carry theirs', async () => {
+    await start({ submissions: 1 });
+    const token = await login();
+    const v2 = sim.publishVersion('household_survey', (fields) => {
+      fields.splice(1, 0, { name: 'consent', type: 'select_one', choices: ['yes', 'no'], label: { 'English (en)': 'Consent?', 'French (fr)': 'Consentement ?' } });
+      fields.find((f) => f.name === 'household_size')!.type = 'string';
+    });
+    expect(v2).toBe('2026.1.1');
+    const id = sim.createSubmission('household_survey');
+    expect((sim.row('household_survey', id)!.__system as { formVersion: string }).formVersion).toBe(v2);
+    const versions = (await get<{ version: string; publishedAt: string }[]>('/v1/projects/1/forms/household_survey/versions', token)).body;
+    expect(versions.map((v) => v.version)).toEqual([v2, '2026.1']);
+    const fieldsOf = async (v: string) => (await get<Field[]>(`/v1/projects/1/forms/household_survey/versions/${v}/fields?odata=true`, token)).body;
+    expect((await fieldsOf('2026.1')).find((f) => f.name === 'household_size')!.type).toBe('int');
+    expect((await fieldsOf('2026.1')).some((f) => f.name === 'consent')).toBe(false);
+    expect((await fieldsOf(v2)).find((f) => f.name === 'household_size')!.type).toBe('string');
+    expect((await get<string>(`/v1/projects/1/forms/household_survey/versions/${v2}.xml`, token)).body).toContain('version="2026.1.1"');
+    expect((await get<string>('/v1/projects/1/forms/household_survey/versions/2026.1.xml', token)).body).not.toContain('/data/consent');
+    expect((await get<OdkProblem>('/v1/projects/1/forms/household_survey/versions/9.9/fields', token)).body.code).toBe(404.1);
+    expect((await get<OdkProblem>('/v1/projects/1/forms/nope/fields', token)).body.code).toBe(404.1);
+  });
+
+  it('generates rows consistent with the form: nested repeats with __id, notes null, file names for images', async () => {
+    await start({ submissions: 40 });
+    const rows = sim.submissionIds('household_survey').map((id) => sim.row('household_survey', id)!);
+    type Animal = { __id: string; species: string | null; vaccination?: { __id: string; vaccinated_on: string | null }[] };
+    const animals = rows.flatMap((r) => ((r.livestock as { animal?: Animal[] }).animal ?? []));
+    const shots = animals.flatMap((a) => a.vaccination ?? []);
+    expect(animals.length).toBeGreaterThan(0);
+    expect(shots.length).toBeGreaterThan(0);
+    for (const x of [...animals, ...shots]) expect(x.__id).toMatch(/^[0-9a-f]{40}$/);
+    for (const r of rows) {
+      expect(r.intro).toBeNull();
+      if (r.dwelling_photo !== null) expect(r.dwelling_photo).toMatch(/\.jpg$/);
+    }
   });
 });
 

@@ -15,6 +15,7 @@ import {
   OdkProblem, decodeSkiptoken, edmx, encodeSkiptoken, evaluate, mentionsDeletedAt, orderBy, parseFilter, parseSelect, problems, serviceDocument,
   type Filter,
 } from './odk.odata.ts';
+import { formFields, xform } from './odk.xform.ts';
 
 export interface OdkSimulatorOptions {
   /** Default 0: any free port. */
@@ -87,12 +88,26 @@ export interface MutateOptions {
   projectId?: number;
 }
 
+/** One published version of a form (Central's form_defs). */
+interface SimFormVersion {
+  version: string;
+  fields: OdkField[];
+  xml: string;
+  publishedAt: number;
+}
+
 interface SimForm {
   projectId: number;
   xmlFormId: string;
   name: string;
   version: string;
   fields: OdkField[];
+  /** The current definition's XForm. */
+  xml: string;
+  /** Published versions, oldest first. */
+  versions: SimFormVersion[];
+  /** The spec the current definition came from (languages, choice style). */
+  spec?: OdkFormSpec;
   state: 'open' | 'closing' | 'closed';
   createdAt: number;
   publishedAt: number | null;
@@ -177,14 +192,34 @@ export class OdkSimulator {
     const at = o.at === undefined ? this.now() : ms(o.at);
     const existing = this.forms.get(key);
     const form: SimForm = existing ?? {
-      projectId, xmlFormId: spec.xmlFormId, name: spec.name ?? spec.xmlFormId, version: '', fields: [],
+      projectId, xmlFormId: spec.xmlFormId, name: spec.name ?? spec.xmlFormId, version: '', fields: [], xml: '', versions: [],
       state: 'open', createdAt: at, publishedAt: null, subs: [], byId: new Map(),
     };
     form.name = spec.name ?? form.name;
     form.version = spec.version ?? (existing ? `${existing.version}.1` : '1');
+    if (!o.draft && form.versions.some((v) => v.version === form.version)) throw new Error(`form ${spec.xmlFormId} already has a version "${form.version}"`);
     form.fields = withMeta(spec.fields);
-    if (!o.draft) form.publishedAt = at;
+    form.xml = xform({ ...spec, name: form.name, version: form.version }, form.fields);
+    form.spec = { ...spec, name: form.name, version: form.version, fields: form.fields };
+    if (!o.draft) {
+      form.publishedAt = at;
+      form.versions.push({ version: form.version, fields: form.fields, xml: form.xml, publishedAt: at });
+    }
     this.forms.set(key, form);
+  }
+
+  /**
+   * Publishes a new version of a published form: `mutate` edits a copy of the
+   * current fields in place (add a question, change a type) or returns new ones.
+   * Later submissions carry the new `__system.formVersion`. Returns the version.
+   */
+  publishVersion(xmlFormId: string, mutate: (fields: OdkField[]) => OdkField[] | void, o: { version?: string; projectId?: number; at?: OdkTime } = {}): string {
+    const form = this.form(xmlFormId, o.projectId, true);
+    const copy = structuredClone(form.fields);
+    const fields = mutate(copy) ?? copy;
+    const version = o.version ?? `${form.version}.1`;
+    this.publishForm({ ...form.spec, xmlFormId, fields, version }, { projectId: form.projectId, at: o.at });
+    return version;
   }
 
   /** Adds `count` generated submissions, 1 ms apart (by default) ending at `endAt` (default the clock). */
@@ -272,6 +307,12 @@ export class OdkSimulator {
     return this.ordered(this.form(xmlFormId, o.projectId).subs.filter((s) => o.includeDeleted || s.deletedAt === null)).map((s) => s.id);
   }
 
+  /** Sessions that are open now (logged in, not expired, not logged out). */
+  openSessions(): number {
+    const now = this.now();
+    return [...this.sessions.values()].filter((s) => s.expiresAt > now).length;
+  }
+
   /** Every session token stops working now (next request → 401.2). */
   expireSessions(): void {
     const now = this.now();
@@ -350,6 +391,15 @@ export class OdkSimulator {
       next();
     });
 
+    // Central (since v2023.1): the session whose token authenticates this request ends; `{ success: true }`.
+    // Basic auth has no session to end: 404.1.
+    app.delete('/v1/sessions/current', (req, res) => {
+      const header = req.headers.authorization ?? '';
+      if (!header.startsWith('Bearer ')) throw problems.notFound();
+      this.sessions.delete(header.slice(7));
+      res.json({ success: true });
+    });
+
     app.get('/v1/projects/:projectId/forms', (req, res) => {
       const projectId = Number(req.params.projectId);
       const list = [...this.forms.values()].filter((f) => f.projectId === projectId);
@@ -375,6 +425,48 @@ export class OdkSimulator {
         // Single records and the repeat entity sets are not simulated.
         throw problems.notFound();
       }
+    });
+
+    // The form's definition: XForm (current or one version), `/fields`, the version list.
+    // By hand: xmlFormIds may contain dots; a blank version is addressed as `___`.
+    const published = (projectId: string, xmlFormId: string): SimForm => {
+      const form = this.forms.get(`${projectId}/${decodeURIComponent(xmlFormId)}`);
+      if (!form || form.publishedAt === null) throw problems.notFound();
+      return form;
+    };
+    const versionOf = (form: SimForm, v: string): SimFormVersion => {
+      const want = decodeURIComponent(v) === '___' ? '' : decodeURIComponent(v);
+      const found = form.versions.find((x) => x.version === want);
+      if (!found) throw problems.notFound();
+      return found;
+    };
+    const params = (req: Request) => req.params as unknown as Record<string, string>;
+    app.get(/^\/v1\/projects\/(\d+)\/forms\/([^/]+)\/versions\/([^/]+)\.xml$/, (req, res) => {
+      const p = params(req);
+      res.type('application/xml').send(versionOf(published(p[0]!, p[1]!), p[2]!).xml);
+    });
+    app.get(/^\/v1\/projects\/(\d+)\/forms\/([^/]+)\/versions\/([^/]+)\/fields$/, (req, res) => {
+      const p = params(req);
+      res.json(formFields(versionOf(published(p[0]!, p[1]!), p[2]!).fields, isTrue(req.query.odata)));
+    });
+    app.get(/^\/v1\/projects\/(\d+)\/forms\/([^/]+)\/versions$/, (req, res) => {
+      const p = params(req);
+      const form = published(p[0]!, p[1]!);
+      res.json([...form.versions].reverse().map((v) => ({ ...this.formJson(form), version: v.version, publishedAt: new Date(v.publishedAt).toISOString() })));
+    });
+    app.get(/^\/v1\/projects\/(\d+)\/forms\/([^/]+)\/fields$/, (req, res) => {
+      const p = params(req);
+      res.json(formFields(published(p[0]!, p[1]!).fields, isTrue(req.query.odata)));
+    });
+    app.get(/^\/v1\/projects\/(\d+)\/forms\/([^/]+)\.xml$/, (req, res) => {
+      const p = params(req);
+      res.type('application/xml').send(published(p[0]!, p[1]!).xml);
+    });
+    app.get(/^\/v1\/projects\/(\d+)\/forms\/([^/]+)$/, (req, res) => {
+      const p = params(req);
+      const form = this.forms.get(`${p[0]}/${decodeURIComponent(p[1]!)}`);
+      if (!form) throw problems.notFound();
+      res.json(this.formJson(form));
     });
 
     app.use((_req: Request, _res: Response, next: NextFunction) => next(problems.notFound()));
