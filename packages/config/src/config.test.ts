@@ -78,16 +78,19 @@ describe('a valid configuration', () => {
       id: 'kobo-eu', kind: 'kobo', baseUrl: 'https://eu.kobotoolbox.org', token: 'kobo-secret-token', forms: ['aAbBcC', 'dDeEfF'],
       poll: { every: 300_000 },
       sweep: { every: 3_600_000 }, // default
-      pageSize: 1000, batchSize: 500, overlap: 100, http: HTTP_DEFAULTS, // defaults
+      pageSize: 1000, batchSize: 500, overlap: 300_000, http: HTTP_DEFAULTS, // defaults (overlap: 5 minutes)
       webhook: { basic: { username: 'kobo', password: 'hook-pw' } },
+      tables: { enabled: true, names: {}, choiceColumns: false }, // default
     });
     expect(o).toEqual({
       id: 'odk', kind: 'odk', baseUrl: 'https://central.example.org', projectId: 1, forms: '*',
       auth: { session: { email: 'bot@example.org', password: 'odk-pw' } },
       poll: { cron: '*/2 * * * *', tz: 'Africa/Nairobi' },
       sweep: { every: 3_600_000 }, pageSize: 1000, batchSize: 500, overlapMs: 2_000, http: HTTP_DEFAULTS, // defaults
+      tables: { enabled: true, names: {}, choiceColumns: false },
     });
     expect(parsed.ingest).toEqual({ attempts: 8, backoffMs: 2_000, concurrency: 4 });
+    expect(parsed.tables).toEqual({ enabled: true, schema: 'fieldsync', prefix: '' });
   });
 
   it('parses the same from JSON (a .json file is read as JSON)', () => {
@@ -100,6 +103,11 @@ describe('a valid configuration', () => {
     const c = parseConfig(config(kobo('k', `    pageSize: 250\n    http: { retries: 0 }\n    webhook: { token: '\${KOBO_HOOK_PASSWORD}' }\n`)) + 'ingest: { attempts: 3 }\n', 'f.yaml', ENV);
     expect(c.sources[0]).toMatchObject({ pageSize: 250, http: { ...HTTP_DEFAULTS, retries: 0 }, webhook: { token: 'hook-pw', header: 'x-fieldsync-token' } });
     expect(c.ingest).toEqual({ attempts: 3, backoffMs: 2_000, concurrency: 4 });
+  });
+
+  it('names the bad key of a typed-tables setting', () => {
+    expect(errorOf(config(kobo('k', `    tables: { names: { aAbB: "Bad Name;" } }\n`)), 'f.yaml')).toMatch(/sources\[0\]\.tables\.names\.aAbB: a table name/);
+    expect(errorOf(config(kobo()) + 'tables: { schema: "x-y" }\n', 'f.yaml')).toMatch(/tables\.schema: a schema name/);
   });
 
   it('interpolates ${VAR} in any string, not only secrets', () => {
@@ -131,6 +139,16 @@ describe('configuration errors name the file and the exact key', () => {
   it('a bad URL', () => {
     expect(problems(errorOf(config(kobo(), odk('not a url'))))).toEqual(['sources[1].baseUrl: Invalid URL (use http:// or https://)']);
     expect(problems(errorOf(config(kobo(), odk('ftp://central.example.org'))))).toEqual(['sources[1].baseUrl: Invalid URL (use http:// or https://)']);
+  });
+
+  it("Kobo's overlap is a time window; a count of ids (its old meaning) is refused, not read as ms", () => {
+    const overlapOf = (v: string) => (parseConfig(config(kobo('kobo', `    overlap: ${v}\n`)), 'f.yaml', ENV).sources[0] as { overlap: number }).overlap;
+    expect(overlapOf('10m')).toBe(600_000);
+    expect(overlapOf('0')).toBe(0);
+    expect(problems(errorOf(config(kobo('kobo', '    overlap: 100\n'))))).toEqual([
+      'sources[0].overlap: a time window such as "5m" is expected, got the number 100 (overlap used to count _ids; it is now measured in time)',
+    ]);
+    expect(problems(errorOf(config(kobo('kobo', '    overlap: soon\n'))))).toEqual(['sources[0].overlap: not a duration: "soon" (use e.g. "5m" or "30s", at most "24h")']);
   });
 
   it('an unknown key, at any depth', () => {

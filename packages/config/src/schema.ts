@@ -22,6 +22,33 @@ const Duration = z
     return n;
   });
 
+/**
+ * Kobo's late-record window, in ms: a duration string, or 0. A bare number is
+ * refused: `overlap` used to count `_id`s, and 100 read as milliseconds would
+ * silently shrink the window.
+ */
+const KoboOverlap = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  if (v === 0 || v === '0') return 0;
+  let n: number | undefined;
+  if (typeof v === 'string') {
+    try {
+      n = ms(v as ms.StringValue);
+    } catch {
+      n = undefined;
+    }
+  }
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 86_400_000) {
+    ctx.addIssue({
+      code: 'custom',
+      message: typeof v === 'number'
+        ? `a time window such as "5m" is expected, got the number ${v} (overlap used to count _ids; it is now measured in time)`
+        : `not a duration: "${v}" (use e.g. "5m" or "30s", at most "24h")`,
+    });
+    return z.NEVER;
+  }
+  return n;
+});
+
 const Cron = z.string().refine(
   (v) => {
     try {
@@ -67,11 +94,17 @@ export const HttpPolicy = z
   .strict();
 export type HttpPolicy = z.infer<typeof HttpPolicy>;
 
-/** How a webhook sender proves who it is. Kobo REST Services send Basic auth or custom headers. */
+/**
+ * Where the record sits in a body that wraps it (a Kobo `payload_template` such as
+ * `{"source": "x", "submission": %SUBMISSION%}` → `submission`): dot-separated keys.
+ */
+const RecordPath = z.string().regex(/^[^.]+(\.[^.]+)*$/, 'dot-separated keys, e.g. "submission" or "data.record"').optional();
+
+/** How a webhook sender proves who it is (Kobo REST Services send Basic auth or custom headers), and how its body wraps the record. */
 export const WebhookAuth = z.union([
-  z.object({ token: Secret, header: z.string().min(1).default('x-fieldsync-token') }).strict(),
-  z.object({ basic: z.object({ username: z.string().min(1), password: Secret }).strict() }).strict(),
-  z.object({ hmac: z.object({ secret: Secret, header: z.string().default('x-fieldsync-signature') }).strict() }).strict(),
+  z.object({ token: Secret, header: z.string().min(1).default('x-fieldsync-token'), recordPath: RecordPath }).strict(),
+  z.object({ basic: z.object({ username: z.string().min(1), password: Secret }).strict(), recordPath: RecordPath }).strict(),
+  z.object({ hmac: z.object({ secret: Secret, header: z.string().default('x-fieldsync-signature') }).strict(), recordPath: RecordPath }).strict(),
 ]);
 export type WebhookAuth = z.infer<typeof WebhookAuth>;
 
@@ -86,6 +119,17 @@ const SourceBase = {
   batchSize: z.number().int().min(1).max(5_000).default(500),
   http: HttpPolicy.default(HttpPolicy.parse({})),
   webhook: WebhookAuth.optional(),
+  tables: z
+    .object({
+      /** Typed analyst tables for this source (the raw Submission rows load either way). */
+      enabled: z.boolean().default(true),
+      /** formId → name of the form's table (otherwise its title, slugged); kept once chosen. */
+      names: z.record(z.string(), z.string().regex(/^[a-z][a-z0-9_]{0,40}$/, 'a table name: lowercase letters, digits and "_", at most 41')).default({}),
+      /** One boolean column per choice of every select_multiple question. */
+      choiceColumns: z.boolean().default(false),
+    })
+    .strict()
+    .default({ enabled: true, names: {}, choiceColumns: false }),
 };
 
 export const KoboSource = z
@@ -95,8 +139,11 @@ export const KoboSource = z
     token: Secret,
     /** Asset uids. */
     forms: z.array(z.string().min(1)).min(1),
-    /** Re-read this many `_id`s below the cursor: a smaller `_id` can appear after a larger one. */
-    overlap: z.number().int().min(0).default(100),
+    /**
+     * Each poll re-reads the records received this long before the newest one read
+     * (a duration, e.g. "5m"; 0 for none): a smaller `_id` can become visible late.
+     */
+    overlap: KoboOverlap.default(300_000),
   })
   .strict();
 
@@ -147,6 +194,17 @@ export const FieldsyncConfig = z
       })
       .strict()
       .default({ attempts: 8, backoffMs: 2_000, concurrency: 4 }),
+    /** Typed analyst tables built from the form definitions. */
+    tables: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** PostgreSQL schema that holds them (created if missing). */
+        schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a schema name: lowercase letters, digits and "_"').default('fieldsync'),
+        /** MySQL/MariaDB: prefix of their table names (MySQL has no schemas inside a database). */
+        prefix: z.string().regex(/^[a-z0-9_]{0,20}$/, 'lowercase letters, digits and "_", at most 20').default(''),
+      })
+      .strict()
+      .default({ enabled: true, schema: 'fieldsync', prefix: '' }),
   })
   .strict()
   .superRefine((c, ctx) => {

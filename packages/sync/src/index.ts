@@ -5,4 +5,6 @@ export * from './schedules.ts';
 export * from './ingest.worker.ts';
 export * from './poll.worker.ts';
 export * from './replay.ts';
+export * from './webhook.processor.ts';
 export * from './runtime.ts';
+export * from './form-schemas.ts';

@@ -3,6 +3,8 @@ import type { CanonicalSubmission } from '@fieldsync/model';
 import { upsertSubmissions, recordDeadLetter, type Database } from '@fieldsync/db';
 import { IngestBatch, DeadLetter, type IngestBatchData, type Queues } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
+import { typedTablesFromConfig, type TypedTables } from '@fieldsync/tables';
+import type { FieldsyncConfig } from '@fieldsync/config';
 import { isDataError, isUnavailable } from './db-errors.ts';
 
 export interface IngestDeps {
@@ -11,11 +13,17 @@ export interface IngestDeps {
   log: Logger;
   /** Waits while the database is unreachable; these do not spend the job's attempts. */
   outage?: { maxRetries: number; baseDelayMs: number; maxDelayMs: number };
+  /** Typed analyst tables, written in the raw upsert's transaction; null = off; absent = from `config`. */
+  tables?: Pick<TypedTables, 'prepare'> | null;
+  /** The loader's config: switches typed tables on (`tables.enabled`, per source) unless `tables` is given. */
+  config?: FieldsyncConfig;
 }
 
 export interface IngestResult {
   loaded: number;
   poison: number;
+  /** Answers that did not fit their typed column (NULL there, intact in Submission). */
+  unfit?: number;
 }
 
 /** Records the database refused one by one, after the rest of their batch was stored. */
@@ -26,24 +34,30 @@ export class PoisonRecordsError extends Error {
   }
 }
 
-type Stored = { ok: CanonicalSubmission[]; bad: { s: CanonicalSubmission; err: unknown }[] };
+type Stored = { ok: CanonicalSubmission[]; bad: { s: CanonicalSubmission; err: unknown }[]; unfit?: number };
 
 /**
  * Stores a batch in one transaction; when the database refuses it for its
  * data, splits it in halves (each its own transaction) until the refused
  * records stand alone, so every other record still lands.
  */
-export async function storeIsolatingPoison(db: Database, batch: CanonicalSubmission[]): Promise<Stored> {
+export async function storeIsolatingPoison(db: Database, batch: CanonicalSubmission[], tables?: IngestDeps['tables']): Promise<Stored> {
   try {
-    await db.transaction((sql) => upsertSubmissions(db, batch, sql));
-    return { ok: batch, bad: [] };
+    // Typed tables are planned (DDL) before the transaction: MySQL DDL would commit it.
+    const typed = tables ? await tables.prepare(db, batch) : null;
+    const unfit = await db.transaction(async (sql) => {
+      await upsertSubmissions(db, batch, sql);
+      // Copied from the rows the upsert left, so they obey newest-wins and commit with them.
+      return (await typed?.apply(sql))?.unfit ?? 0;
+    });
+    return { ok: batch, bad: [], unfit };
   } catch (err) {
     if (!isDataError(err)) throw err;
     if (batch.length === 1) return { ok: [], bad: [{ s: batch[0]!, err }] };
     const mid = Math.ceil(batch.length / 2);
-    const a = await storeIsolatingPoison(db, batch.slice(0, mid));
-    const b = await storeIsolatingPoison(db, batch.slice(mid));
-    return { ok: [...a.ok, ...b.ok], bad: [...a.bad, ...b.bad] };
+    const a = await storeIsolatingPoison(db, batch.slice(0, mid), tables);
+    const b = await storeIsolatingPoison(db, batch.slice(mid), tables);
+    return { ok: [...a.ok, ...b.ok], bad: [...a.bad, ...b.bad], unfit: (a.unfit ?? 0) + (b.unfit ?? 0) };
   }
 }
 
@@ -90,7 +104,9 @@ function isFinalAttempt(job: Job): boolean {
  * failure is both recorded and visible as failed.
  */
 export function createIngestProcessor(deps: IngestDeps) {
-  const outage = deps.outage ?? { maxRetries: 240, baseDelayMs: 1_000, maxDelayMs: 30_000 };
+  const tables = deps.tables !== undefined ? deps.tables : deps.config ? typedTablesFromConfig(deps.config, deps.db.dialect, deps.log) : null;
+  // An outage of any length is waited out: the batch is not the problem, and giving up would lose it.
+  const outage = deps.outage ?? { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 1_000, maxDelayMs: 30_000 };
   return async (job: Job<IngestBatchData & { outageRetries?: number }>, token?: string): Promise<IngestResult> => {
     const parsed = IngestBatch.payload.safeParse(job.data);
     if (!parsed.success) {
@@ -100,8 +116,8 @@ export function createIngestProcessor(deps: IngestDeps) {
     }
     const batch = parsed.data.submissions;
     try {
-      const { ok, bad } = await storeIsolatingPoison(deps.db, batch);
-      if (bad.length === 0) return { loaded: ok.length, poison: 0 };
+      const { ok, bad, unfit } = await storeIsolatingPoison(deps.db, batch, tables);
+      if (bad.length === 0) return { loaded: ok.length, poison: 0, unfit };
       // Keep only the refused records in the job, so retries (and the dead letter) carry just them.
       await job.updateData({ submissions: bad.map((b) => b.s) });
       throw new PoisonRecordsError(bad.map((b) => ({ key: b.s.key, error: message(b.err) })));

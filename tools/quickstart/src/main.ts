@@ -71,6 +71,39 @@ async function count(db: Database, where: Record<string, unknown>): Promise<numb
   return db.prisma.submission.count({ where });
 }
 
+/**
+ * The analyst tables the loader built from the form definitions: one per form and one
+ * per repeat, with the data dictionary naming them; then the parent–child JOIN a
+ * dashboard would run.
+ */
+async function showAnalystTables(db: Database): Promise<void> {
+  const pg = db.dialect === 'postgresql';
+  const rel = (t: string) => (pg ? `fieldsync."${t}"` : `\`${t}\``);
+  const id = (c: string) => (pg ? `"${c}"` : `\`${c}\``);
+  const tables = await db.sql.query<{ source_id: string; form_id: string; table_name: string; parent_table: string | null }>(
+    `SELECT source_id, form_id, table_name, parent_table FROM ${rel('_fieldsync_tables')} ORDER BY source_id, table_name`,
+  );
+  const rows = [];
+  for (const t of tables) {
+    const [c] = await db.sql.query<{ n: number | string }>(`SELECT count(*) AS n FROM ${rel(t.table_name)}`);
+    const [cols] = await db.sql.query<{ n: number | string }>(`SELECT count(*) AS n FROM ${rel('_fieldsync_columns')} WHERE table_name = ?`, [t.table_name]);
+    rows.push({ source: t.source_id, table: pg ? `fieldsync.${t.table_name}` : t.table_name, 'child of': t.parent_table ?? '', columns: Number(cols?.n ?? 0), rows: Number(c?.n ?? 0) });
+  }
+  say(`5. analyst tables (typed columns from the form definitions; data dictionary in ${pg ? 'fieldsync.' : ''}_fieldsync_columns):`);
+  console.table(rows);
+  // A parent–child JOIN grouped by a select_one question of the Kobo form, as a dashboard would write it.
+  const child = tables.find((t) => t.source_id === 'kobo-demo' && t.parent_table !== null && tables.some((p) => p.table_name === t.parent_table && p.parent_table === null));
+  if (!child) return;
+  const [pick] = await db.sql.query<{ column_name: string }>(
+    `SELECT column_name FROM ${rel('_fieldsync_columns')} WHERE table_name = ? AND field_type = 'select_one' ORDER BY column_name LIMIT 1`,
+    [child.parent_table],
+  );
+  const by = pick ? `h.${id(pick.column_name)}` : `h.${id('_form_version')}`;
+  const query = `SELECT ${by} AS ${id(pick?.column_name ?? '_form_version')}, count(DISTINCT h.${id('_key')}) AS submissions, count(m.${id('_key')}) AS ${id(child.table_name.split('__').pop()!)} FROM ${rel(child.parent_table!)} h JOIN ${rel(child.table_name)} m ON m.${id('_parent')} = h.${id('_key')} WHERE NOT h.${id('_deleted')} GROUP BY 1 ORDER BY 2 DESC LIMIT 5`;
+  say(`   ${query}`);
+  console.table(await db.sql.query(query));
+}
+
 async function main() {
   mkdirSync(path.join(WORK, 'logs'), { recursive: true });
   say(`fieldsync demo — database ${DATABASE_URL} (recreated), Redis ${REDIS_URL} (prefix "${PREFIX}")`);
@@ -221,6 +254,8 @@ ingest:
     const t2 = Date.now();
     await waitFor('the ODK edit', async () => (await db.prisma.submission.count({ where: { sourceId: 'odk-demo', key: odkEdited, version: odkVersion } })) === 1, 60_000);
     say(`4. ODK Central: an edited submission picked up by the next poll ${((Date.now() - t2) / 1000).toFixed(1)} s later (same key, new version)`);
+
+    await showAnalystTables(db);
 
     // What is in the database now.
     const byVia = await db.prisma.submission.groupBy({ by: ['sourceId', 'formId', 'via'], _count: { _all: true }, orderBy: [{ sourceId: 'asc' }, { via: 'asc' }] });
