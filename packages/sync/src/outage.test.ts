@@ -6,9 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { makeSubmission } from '@fieldsync/model/testing';
 import { openDatabase, type Database, type Dialect } from '@fieldsync/db';
-import { IngestBatch } from '@fieldsync/queues';
+import { IngestBatch, PollForm } from '@fieldsync/queues';
+import { startKoboSimulator } from '@fieldsync/simulator';
+import { startPollWorker } from './poll.worker.ts';
 import { drained } from '@fieldsync/queues/testing';
-import { openHarness, type Harness } from './testing.ts';
+import { openHarness, koboTestConfig, testLog, type Harness } from './testing.ts';
 
 /** A TCP hop between the loader and the database that the test can cut and restore. */
 class Cable {
@@ -112,6 +114,32 @@ describe.each<[Dialect, number]>([['postgresql', 5432], ['mysql', 3306]])('datab
       expect(await h.queues.ingest.getFailedCount()).toBe(0);
     } finally {
       process.off('uncaughtException', onCrash);
+    }
+  });
+
+  it('a poll that fails because the database is down waits for it without spending its attempts, then completes', async () => {
+    const kobo = await startKoboSimulator({ submissions: 300, seed: 5 });
+    const asset = kobo.assetUids[0]!;
+    const config = koboTestConfig(kobo, { forms: [asset], pageSize: 100, batchSize: 100 });
+    const poller = startPollWorker({ settings: h.settings, db: viaCable, queues: h.queues, log: testLog, config });
+    try {
+      await cable.cut();
+      const job = await h.queues.poll.add(PollForm.name, { sourceId: 'kobo', formId: asset, mode: 'poll' }, { ...PollForm.options, attempts: 1 });
+      await new Promise((r) => setTimeout(r, 3_000));
+      const waiting = (await h.queues.poll.getJob(job.id!))!;
+      // With one attempt, a failure that spent it would leave the job failed now.
+      expect(['delayed', 'waiting', 'active']).toContain(await waiting.getState());
+      expect(waiting.attemptsMade).toBe(0);
+      expect((waiting.data as { outageRetries?: number }).outageRetries).toBeGreaterThanOrEqual(1);
+
+      await cable.plug();
+      await drained(h.queues.poll, 60_000);
+      expect(await (await h.queues.poll.getJob(job.id!))!.getState()).toBe('completed');
+      await drained(h.queues.ingest, 30_000);
+      expect(await h.db.prisma.submission.count({ where: { sourceId: 'kobo', formId: asset } })).toBe(300);
+    } finally {
+      await poller.close();
+      await kobo.close();
     }
   });
 });

@@ -1,16 +1,23 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { FieldsyncConfig, SourceConfig } from '@fieldsync/config';
 import { AuthError, createConnector, type SourceConnector } from '@fieldsync/connectors';
 import { authFailureStreak, closeStaleRuns, finishRun, startRun, type Database } from '@fieldsync/db';
 import { QUEUE, PollForm, DiscoverForms, createRedis, ingestJobOptions, type PollFormData, type DiscoverFormsData } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
+import type { PollerMetrics } from '@fieldsync/metrics';
 import { lockOptions, type WorkerDeps, type WorkerTiming } from './ingest.worker.ts';
-import { runPoll } from './poll.runner.ts';
+import { observeRun, runPoll } from './poll.runner.ts';
 import { scheduleDiscoveredForms } from './schedules.ts';
+import { isUnavailable } from './db-errors.ts';
 
 /** Connectors are built once per source and reused by every job; `configPath` (`sources[0]`) for messages. */
-export function connectorsFor(config: FieldsyncConfig, log: Logger): Map<string, { source: SourceConfig; connector: SourceConnector; configPath: string }> {
-  return new Map(config.sources.map((source, i) => [source.id, { source, connector: createConnector(source, { logger: log }), configPath: `sources[${i}]` }]));
+export function connectorsFor(config: FieldsyncConfig, log: Logger, metrics?: Pick<PollerMetrics, 'httpRequests'>): Map<string, { source: SourceConfig; connector: SourceConnector; configPath: string }> {
+  return new Map(
+    config.sources.map((source, i) => {
+      const onResponse = metrics && ((status: string) => metrics.httpRequests.inc({ source: source.id, status }));
+      return [source.id, { source, connector: createConnector(source, { logger: log, onResponse }), configPath: `sources[${i}]` }];
+    }),
+  );
 }
 
 /** Pause of a source's scheduled runs after `failures` refused logins in a row: doubling from baseMs, capped at maxMs. */
@@ -47,10 +54,12 @@ export function startPollWorker(
       /** Run progress/heartbeat interval and staleness threshold (see PollDeps); tests shorten them. */
       progressEveryMs?: number;
       staleAfterMs?: number;
+      /** Prometheus metrics of the poller; absent = not recorded. */
+      metrics?: Omit<PollerMetrics, 'registry'>;
     },
 ): Worker {
-  const { log } = deps;
-  const sources = connectorsFor(deps.config, log);
+  const { log, metrics } = deps;
+  const sources = connectorsFor(deps.config, log, metrics);
   const backoff = deps.authBackoff ?? AUTH_BACKOFF;
   // Runs a dead poller left 'running' are closed now rather than at their form's next run.
   void closeStaleRuns(deps.db, { staleAfterMs: deps.staleAfterMs }).then(
@@ -72,7 +81,37 @@ export function startPollWorker(
   // Closing the worker aborts polls in flight: a source that is down could keep a poll
   // retrying for minutes, and an aborted poll loses nothing (its cursor has not moved).
   const closing = new AbortController();
-  const processor = async (job: Job, _token?: string, cancelled?: AbortSignal) => {
+  /**
+   * A run that failed while the database is down waits for it without spending an
+   * attempt (a 30 s outage would otherwise use all three and leave a backfill for the
+   * next schedule). The database is probed rather than the error read: a source that
+   * refuses connections fails with the same ECONNREFUSED.
+   */
+  const waitForDatabase = async (job: Job, token: string | undefined, err: unknown): Promise<void> => {
+    if (!token || err instanceof AuthError || closing.signal.aborted) return;
+    try {
+      await deps.db.sql.query('SELECT 1');
+      return;
+    } catch (probe) {
+      if (!isUnavailable(probe)) return;
+    }
+    const n = ((job.data as { outageRetries?: number }).outageRetries ?? 0) + 1;
+    const delay = Math.round(Math.min(1_000 * 2 ** Math.min(n - 1, 10), 30_000) * (0.5 + Math.random() / 2));
+    log.warn({ jobId: job.id, name: job.name, retry: n, delayMs: delay }, 'database unavailable; poll job waits');
+    metrics?.outageWaits.inc();
+    await job.updateData({ ...job.data, outageRetries: n });
+    await job.moveToDelayed(Date.now() + delay, token);
+    throw new DelayedError();
+  };
+  const processor = async (job: Job, token?: string, cancelled?: AbortSignal) => {
+    try {
+      return await run(job, cancelled);
+    } catch (err) {
+      await waitForDatabase(job, token, err);
+      throw err;
+    }
+  };
+  const run = async (job: Job, cancelled?: AbortSignal) => {
     const signal = cancelled ? AbortSignal.any([closing.signal, cancelled]) : closing.signal;
     const discover = job.name === DiscoverForms.name;
     const { sourceId } = (discover ? DiscoverForms.payload.parse(job.data) : PollForm.payload.parse(job.data)) as DiscoverFormsData;
@@ -84,19 +123,25 @@ export function startPollWorker(
       const until = await authPausedUntil(deps.db, sourceId, backoff);
       if (until) {
         log.debug({ sourceId, jobId: job.id, until }, 'run skipped: the source refused our credentials recently');
+        const pj = discover ? null : (PollForm.payload.parse(job.data) as PollFormData);
+        observeRun(metrics, { source: sourceId, form: pj?.formId ?? '*', mode: pj?.mode ?? 'discover', outcome: 'paused', startedMs: Date.now(), fetched: 0 });
         return { skipped: 'credentials refused recently', until: until.toISOString() };
       }
     }
     if (discover) {
       // Recorded like a poll (form '*', mode 'discover'): a failing discovery is visible in the import log.
       const runId = await startRun(deps.db, sourceId, '*', 'discover', null);
+      const startedMs = Date.now();
+      const observe = (outcome: string) => observeRun(metrics, { source: sourceId, form: '*', mode: 'discover', outcome, startedMs, fetched: 0 });
       try {
         const forms = await connector.listForms(signal);
         await scheduleDiscoveredForms(deps.queues.poll, source, forms);
         await finishRun(deps.db, runId, { outcome: 'ok', fetched: forms.length, enqueued: 0 });
+        observe('ok');
         return { forms };
       } catch (err) {
         const auth = err instanceof AuthError;
+        observe(auth ? 'auth_failed' : 'failed');
         const error = auth ? err.at(configPath) : (err as Error).message;
         await finishRun(deps.db, runId, { outcome: auth ? 'auth_failed' : 'failed', fetched: 0, enqueued: 0, error }).catch((e: unknown) =>
           log.error({ err: e }, 'could not record failed SyncRun'),
@@ -112,7 +157,7 @@ export function startPollWorker(
         {
           db: deps.db, queues: deps.queues, log, batchSize: source.batchSize,
           ingestOptions: ingestJobOptions(deps.config.ingest),
-          progressEveryMs: deps.progressEveryMs, staleAfterMs: deps.staleAfterMs,
+          progressEveryMs: deps.progressEveryMs, staleAfterMs: deps.staleAfterMs, metrics,
         },
         { connector, formId, mode, signal, configPath, onProgress: (p) => void job.updateProgress({ ...p }) },
       );

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { migrate } from '@fieldsync/db';
 import { TEST_SERVERS, createEmptyDatabase } from '@fieldsync/db/testing';
@@ -70,5 +71,37 @@ describe.each([['postgresql', 5432], ['mysql', 3306]] as const)('waiting for the
       expect((err as Error).message).not.toContain('wrong');
       expect(lines.filter((l) => l.msg === 'database unavailable; waiting')).toEqual([]);
     }
+  });
+});
+
+describe('a driver rejection nobody holds', () => {
+  // A real child process: Node's own handling of unhandled rejections is what is under test.
+  const run = (error: string) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const script = `
+        import { createLogger } from '@fieldsync/logger';
+        import { surviveDriverRejections } from './src/runtime.ts';
+        surviveDriverRejections(createLogger('t', { level: 'info' }));
+        Promise.reject(${error});
+        setTimeout(() => { console.log('still alive'); process.exit(0); }, 300);`;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url), stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      child.on('exit', (code) => resolve({ code, out }));
+    });
+
+  it('a lost connection in the mariadb set-up chain is logged and lived through', async () => {
+    const r = await run(`Object.assign(new Error("setting timezone '+00:00' fails on server."), { fatal: true, sqlState: '08S01', code: 'ER_WRONG_IANA_TIMEZONE' })`);
+    expect(r.out).toContain('still alive');
+    expect(r.out).toContain('the pool retries');
+    expect(r.code).toBe(0);
+  });
+
+  it('any other unhandled rejection still ends the process', async () => {
+    const r = await run(`new TypeError('a bug')`);
+    expect(r.out).not.toContain('still alive');
+    expect(r.out).toContain('unhandled promise rejection');
+    expect(r.code).toBe(1);
   });
 });

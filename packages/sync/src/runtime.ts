@@ -32,8 +32,28 @@ export function bootstrap(app: string, opts: { level?: string } = {}): Runtime {
     process.exit(2);
   }
   const log = createLogger(app, { level: opts.level ?? env.LOG_LEVEL });
+  surviveDriverRejections(log);
   log.info({ redis: safeUrl(env.REDIS_URL), database: safeUrl(env.DATABASE_URL), prefix: env.FIELDSYNC_QUEUE_PREFIX, sources: config.sources.map((s) => s.id) }, 'starting');
   return { env, config, log, settings: queueSettings(env) };
+}
+
+/**
+ * The mariadb driver (3.4) leaves a rejected promise that nobody holds when a new
+ * connection dies during its post-login setup (its `SET time_zone` fails as
+ * ER_WRONG_IANA_TIMEZONE when the socket drops mid-outage), and Node exits on an
+ * unhandled rejection. The pool retries that connection itself, so a lost database
+ * connection is logged and lived through; anything else still ends the process, as
+ * Node's default would.
+ */
+export function surviveDriverRejections(log: Logger): void {
+  process.on('unhandledRejection', (err) => {
+    if (isUnavailable(err)) {
+      log.warn({ err: (err as Error).message }, 'database connection lost during set-up (driver); the pool retries');
+      return;
+    }
+    log.fatal({ err }, 'unhandled promise rejection');
+    process.exit(1);
+  });
 }
 
 export interface QueueConnection {
