@@ -1,14 +1,20 @@
-import { bootstrap, connect, onShutdown, startIngestWorker, type Connections } from '@fieldsync/sync';
+import { createLoaderMetrics, collectQueueDepth, serveMetrics, type MetricsServer } from '@fieldsync/metrics';
+import { DEFAULT_METRICS_PORT, bootstrap, connect, onShutdown, queueList, startIngestWorker, type Connections } from '@fieldsync/sync';
 
 const { env, config, log } = bootstrap('loader');
-const up: { c?: Connections; worker?: ReturnType<typeof startIngestWorker> } = {};
+const up: { c?: Connections; worker?: ReturnType<typeof startIngestWorker>; metrics?: MetricsServer | null } = {};
 // Before connecting: connect() waits for a database that is down, and SIGTERM then still exits 0 at once.
 onShutdown(log, env.SHUTDOWN_TIMEOUT_S, [
   // Waits for in-flight jobs to finish; after the deadline BullMQ re-delivers them.
   async () => up.worker?.close(),
   async () => up.c?.close(),
+  async () => up.metrics?.close(),
 ]);
 
+// Served from the start: a loader waiting for its database is up (and says so in its metrics), not down.
+const metrics = createLoaderMetrics();
+up.metrics = await serveMetrics(metrics.registry, { port: env.METRICS_PORT ?? DEFAULT_METRICS_PORT.loader, log });
 const c = (up.c = await connect(env, log, { poolSize: config.ingest.concurrency + 2 }));
-up.worker = startIngestWorker({ ...c, log, config, concurrency: config.ingest.concurrency });
+collectQueueDepth(metrics.registry, queueList(c.queues), { log });
+up.worker = startIngestWorker({ ...c, log, config, concurrency: config.ingest.concurrency, metrics });
 log.info({ concurrency: config.ingest.concurrency }, 'loader consuming ingest');

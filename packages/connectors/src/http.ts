@@ -1,4 +1,4 @@
-import got, { type Got, type RetryObject } from 'got';
+import got, { type Got, type RequestError, type RetryObject } from 'got';
 import type { HttpPolicy } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 
@@ -28,6 +28,8 @@ export interface HttpClientOptions {
   headers?: Record<string, string>;
   /** For logs only. */
   sourceId?: string;
+  /** Called once per request attempt (retries included) with its status code, or 'error' when no response came: for metrics. */
+  onResponse?: (status: string) => void;
 }
 
 /**
@@ -36,9 +38,21 @@ export interface HttpClientOptions {
  * our POSTs are logins, safe to repeat), Retry-After respected.
  */
 export function createHttpClient(o: HttpClientOptions): Got {
-  const { policy, logger } = o;
+  const { policy, logger, onResponse } = o;
+  // Responses (any status) pass afterResponse; attempts that got none end in beforeRetry or, the last one, beforeError.
+  const noResponse = (error: RequestError) => {
+    if (!error.response && error.code !== 'ERR_ABORTED') onResponse?.('error');
+    return error;
+  };
   return got.extend({
     headers: { 'user-agent': 'fieldsync', ...o.headers },
+    hooks: onResponse
+      ? {
+          afterResponse: [(response) => (onResponse(String(response.statusCode)), response)],
+          beforeRetry: [(error) => void noResponse(error)],
+          beforeError: [noResponse],
+        }
+      : {},
     timeout: { request: policy.timeoutMs },
     retry: {
       limit: policy.retries,

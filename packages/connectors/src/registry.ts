@@ -6,6 +6,8 @@ import { OdkConnector } from './odk/index.ts';
 
 export interface ConnectorDeps {
   logger?: Logger;
+  /** Each source HTTP request's status (see HttpClientOptions.onResponse). */
+  onResponse?: (status: string) => void;
 }
 
 /** One place that maps a source kind to its connector. */

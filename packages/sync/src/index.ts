@@ -8,3 +8,4 @@ export * from './replay.ts';
 export * from './webhook.processor.ts';
 export * from './runtime.ts';
 export * from './form-schemas.ts';
+export * from './observability.ts';

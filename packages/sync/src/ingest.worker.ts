@@ -33,6 +33,8 @@ export interface IngestWorkerOptions extends WorkerTiming {
   tables?: IngestDeps['tables'];
   /** How often a job may lose its loader (crash, kill -9, a missed shutdown deadline) before it is dead-lettered. */
   maxStalledCount?: number;
+  /** Prometheus metrics of the loader; absent = not recorded. */
+  metrics?: IngestDeps['metrics'];
 }
 
 const STALLED = /stalled more than allowable limit/;
@@ -43,7 +45,7 @@ const STALLED = /stalled more than allowable limit/;
  * and without a Worker event. The queue's event stream does report it: every
  * loader listens, and the first to claim the job id dead-letters it.
  */
-function deadLetterStalledJobs(deps: WorkerDeps): { close(): Promise<void> } {
+function deadLetterStalledJobs(deps: WorkerDeps & Pick<IngestWorkerOptions, 'metrics'>): { close(): Promise<void> } {
   const eventsConn = createRedis(deps.settings.redisUrl, 'worker');
   // QueueEvents does not listen for its connection's errors: unheard, each reconnect attempt prints "Unhandled error event".
   eventsConn.on('error', () => {});

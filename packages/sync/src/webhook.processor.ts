@@ -5,6 +5,7 @@ import { FormDefinition, type FormField } from '@fieldsync/model';
 import { recordDeadLetter, type Database } from '@fieldsync/db';
 import { DeadLetter, IngestBatch, UnparsedWebhook, ingestJobOptions, type Queues, type UnparsedWebhookData } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
+import type { LoaderMetrics } from '@fieldsync/metrics';
 
 export interface UnparsedWebhookDeps {
   db: Database;
@@ -12,9 +13,11 @@ export interface UnparsedWebhookDeps {
   log: Logger;
   /** The loader's config: its sources' parsers may understand what the ingress's did not. */
   config?: FieldsyncConfig;
+  metrics?: Pick<LoaderMetrics, 'deadLetters'>;
 }
 
-export type UnparsedWebhookResult = { enqueued: number } | { deadLettered: string };
+/** `jobId`: the ingest job that carries the records on (GET /admin/api/jobs/:id follows it). */
+export type UnparsedWebhookResult = { enqueued: number; jobId?: string } | { deadLettered: string };
 
 /** Paths (`group/rep`) of the repeats in a stored form definition: this record's version, else the newest stored. */
 async function repeatPaths(db: Database, sourceId: string, formId: string, version: unknown): Promise<string[]> {
@@ -70,9 +73,9 @@ export function createUnparsedWebhookProcessor(deps: UnparsedWebhookDeps) {
             if (repeats.length) r = readWebhookBody(source, input, receivedAt, { ...d.hints, repeatPaths: repeats });
           }
           if (r.submissions) {
-            await deps.queues.ingest.add(IngestBatch.name, { submissions: r.submissions }, ingestJobOptions(deps.config.ingest));
+            const next = await deps.queues.ingest.add(IngestBatch.name, { submissions: r.submissions }, ingestJobOptions(deps.config.ingest));
             deps.log.info({ jobId: job.id, sourceId: d.sourceId, records: r.submissions.length }, 'kept webhook body parsed; its records go to ingest');
-            return { enqueued: r.submissions.length };
+            return { enqueued: r.submissions.length, jobId: next.id };
           }
           reason = r.unparsed;
         } catch (err) {
@@ -88,6 +91,7 @@ export function createUnparsedWebhookProcessor(deps: UnparsedWebhookDeps) {
 async function deadLetterBody(deps: UnparsedWebhookDeps, job: Job, reason: string): Promise<string> {
   const d = job.data as Partial<UnparsedWebhookData>;
   const error = `webhook body not understood: ${reason}`;
+  deps.metrics?.deadLetters.inc({ source: typeof d.sourceId === 'string' ? d.sourceId.slice(0, 64) : 'unknown' });
   let deadLetterId: string | undefined;
   try {
     deadLetterId = String(

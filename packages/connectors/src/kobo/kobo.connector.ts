@@ -90,7 +90,7 @@ export class KoboConnector implements SourceConnector {
 
   constructor(
     private readonly source: KoboSourceConfig,
-    deps: { logger?: Logger } = {},
+    deps: { logger?: Logger; onResponse?: (status: string) => void } = {},
   ) {
     this.sourceId = source.id;
     this.logger = deps.logger;
@@ -100,6 +100,7 @@ export class KoboConnector implements SourceConnector {
       policy: source.http,
       logger: deps.logger,
       sourceId: source.id,
+      onResponse: deps.onResponse,
       headers: { authorization: `Token ${source.token}`, accept: 'application/json' },
     });
   }

@@ -35,6 +35,7 @@ const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
 export interface OdkConnectorDeps {
   logger?: Logger;
+  onResponse?: (status: string) => void;
 }
 
 /**
@@ -53,7 +54,7 @@ export class OdkConnector implements SourceConnector {
   ) {
     this.sourceId = source.id;
     const base = new URL(source.baseUrl);
-    const http = createHttpClient({ policy: source.http, logger: deps.logger, sourceId: source.id, headers: { accept: 'application/json' } });
+    const http = createHttpClient({ policy: source.http, logger: deps.logger, sourceId: source.id, onResponse: deps.onResponse, headers: { accept: 'application/json' } });
     const auth =
       'session' in source.auth
         ? new OdkSessionAuth(http, new URL(`${base.pathname.replace(/\/+$/, '')}/v1/sessions`, base.origin), source.auth.session, deps.logger, source.id)
