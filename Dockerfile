@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
-# One image for the three fieldsync apps (ingress, poller, loader) and the
-# migration runner. The apps run their TypeScript directly with tsx, so the
-# image is the installed and built workspace; docker-compose.yml picks the app
-# with its command, e.g. `pnpm --filter @fieldsync/loader start`.
+# One image for the three fieldsync apps (ingress, poller, loader) and every
+# operator verb. The apps run their TypeScript directly with tsx, so the image
+# is the installed and built workspace. The entrypoint is `./fieldsync`, as on
+# a machine: docker-compose.yml picks the verb with its command (`start loader`,
+# `migrate`), and one-off runs are `docker compose run --rm loader check`.
 FROM node:20-bookworm-slim
 
 # openssl: Prisma's platform detection looks for it during `prisma generate`.
@@ -27,7 +28,11 @@ RUN pnpm install --offline --frozen-lockfile \
  && TURBO_TELEMETRY_DISABLED=1 pnpm build
 
 ENV NODE_ENV=production
+# Installed and built above: ./fieldsync skips its install checks (the image is read-only to `node`).
+ENV FIELDSYNC_SKIP_SETUP=1
 # The app only reads /app; tsx writes its cache under /tmp.
 USER node
 EXPOSE 3000
-CMD ["pnpm", "--filter", "@fieldsync/ingress", "start"]
+# bash execs node: the app is PID 1 and gets SIGTERM itself (it drains, then exits).
+ENTRYPOINT ["./fieldsync"]
+CMD ["start", "ingress"]
