@@ -61,7 +61,8 @@ ${[
   `    now()`,
 ].join(',\n')}
   FROM (SELECT ${PG_NEWER} AS newer, ${PG_FLIP} AS flip) c)
-WHERE ${PG_NEWER} OR ${PG_FLIP}`;
+WHERE ${PG_NEWER} OR ${PG_FLIP}
+RETURNING "sourceId", "formId", "key", (xmax = 0) AS "inserted"`;
 }
 
 /*
@@ -202,19 +203,31 @@ function params(dialect: Dialect, batch: Encoded[]): unknown[] {
  * {@link UPSERT_CHUNK} rows (after one per 2,000 `replaces`), all in the caller's
  * transaction if it passes one — pass one: the lineage must commit with the rows.
  */
-export async function upsertSubmissions(db: Database, batch: CanonicalSubmission[], sql: Sql = db.sql): Promise<void> {
+export interface UpsertResult {
+  /**
+   * PostgreSQL: the copies this call inserted as new rows (xmax = 0), so the stored row
+   * is exactly that copy — the typed tables type them from memory instead of reading
+   * them back. null on MySQL (no RETURNING): callers read the rows back.
+   */
+  inserted: CanonicalSubmission[] | null;
+}
+
+export async function upsertSubmissions(db: Database, batch: CanonicalSubmission[], sql: Sql = db.sql): Promise<UpsertResult> {
   await recordSuperseded(db, batch, sql);
   // Read where a key has several copies to choose from, and on MySQL where lineage can
   // decide (PostgreSQL's statement reads it itself); ODK and first loads skip the read.
   const needed = new Set(batch.map(recordId)).size < batch.length || (db.dialect === 'mysql' && batch.some((s) => s.replaces));
   const known = needed ? await knownSuperseded(db, sql, batch) : new Map<string, Set<string>>();
   const rows = newestPerKey(batch, known);
+  const inserted: CanonicalSubmission[] | null = db.dialect === 'postgresql' ? [] : null;
   let chunk: Encoded[] = [];
   let bytes = 0;
   const flush = async () => {
     if (chunk.length === 0) return;
     if (db.dialect === 'postgresql') {
-      await sql.execute(pgUpsert(chunk.length), params(db.dialect, chunk));
+      const written = await sql.query<{ sourceId: string; formId: string; key: string; inserted: boolean }>(pgUpsert(chunk.length), params(db.dialect, chunk));
+      const sent = new Map(chunk.map(({ s }) => [recordId(s), s]));
+      for (const w of written) if (w.inserted) inserted!.push(sent.get(recordId(w))!);
     } else {
       await mysqlChunk(sql, chunk, known);
     }
@@ -228,6 +241,7 @@ export async function upsertSubmissions(db: Database, batch: CanonicalSubmission
     bytes += json.length;
   }
   await flush();
+  return { inserted };
 }
 
 /** Placeholders a MySQL prepared statement may hold (65,535), with room to spare. */

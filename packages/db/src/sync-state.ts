@@ -99,6 +99,24 @@ export async function authFailureStreak(db: Database, sourceId: string, lookBack
   return { count, lastAt: count ? runs[0]!.startedAt : null };
 }
 
+/**
+ * What the loaders met while typing a run's records: answers that did not fit their
+ * column (NULL there, intact in Submission) are added to `unfitValues`; type conflicts
+ * (old column kept, a suffixed one added) are noted once each in `typeChanges`.
+ * Called after the batch committed, so a retried batch may count twice: a count, not a ledger.
+ */
+export async function countRunTypedIssues(db: Database, id: bigint, issues: { unfit: number; typeChanges?: string[] }): Promise<void> {
+  const notes = issues.typeChanges ?? [];
+  if (issues.unfit > 0) await db.prisma.syncRun.update({ where: { id }, data: { unfitValues: { increment: issues.unfit } } });
+  if (notes.length === 0) return;
+  // Every batch of a form carries the same notes: write only what is new (a lost race re-adds it next batch).
+  const row = await db.prisma.syncRun.findUnique({ where: { id }, select: { typeChanges: true } });
+  if (!row) return;
+  const have = new Set((row.typeChanges ?? '').split('\n').filter(Boolean));
+  const fresh = notes.filter((n) => !have.has(n));
+  if (fresh.length) await db.prisma.syncRun.update({ where: { id }, data: { typeChanges: [...have, ...fresh].join('\n').slice(0, 10_000) } });
+}
+
 export async function finishRun(
   db: Database,
   id: bigint,

@@ -48,7 +48,11 @@ function job<S extends z.ZodType>(d: Omit<JobDef<S>, 'lockMs'> & { lockMs?: numb
 export const IngestBatch = job({
   queue: QUEUE.ingest,
   name: 'ingest-batch',
-  payload: z.object({ submissions: z.array(CanonicalSubmission).min(1) }),
+  payload: z.object({
+    submissions: z.array(CanonicalSubmission).min(1),
+    /** The SyncRun (id as decimal text) of the poll/sweep/backfill that enqueued it; webhook batches have none. */
+    runId: z.string().regex(/^\d+$/).optional(),
+  }),
   options: {
     attempts: 8,
     backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 },

@@ -1,10 +1,11 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { CanonicalSubmission } from '@fieldsync/model';
-import { upsertSubmissions, recordDeadLetter, type Database } from '@fieldsync/db';
+import { upsertSubmissions, recordDeadLetter, countRunTypedIssues, type Database } from '@fieldsync/db';
 import { IngestBatch, DeadLetter, type IngestBatchData, type Queues } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import { typedTablesFromConfig, type TypedTables } from '@fieldsync/tables';
 import type { FieldsyncConfig } from '@fieldsync/config';
+import type { LoaderMetrics } from '@fieldsync/metrics';
 import { isDataError, isUnavailable } from './db-errors.ts';
 
 export interface IngestDeps {
@@ -17,6 +18,21 @@ export interface IngestDeps {
   tables?: Pick<TypedTables, 'prepare'> | null;
   /** The loader's config: switches typed tables on (`tables.enabled`, per source) unless `tables` is given. */
   config?: FieldsyncConfig;
+  /** Prometheus counters (records loaded, batches, dead letters…); absent = not recorded. */
+  metrics?: Pick<LoaderMetrics, 'recordsLoaded' | 'batchDuration' | 'deadLetters' | 'poisonRecords' | 'outageWaits'>;
+}
+
+/** Counts per source/form(/via) label set: one inc per set, not per record. */
+function countBy<K extends string>(items: CanonicalSubmission[], labels: (s: CanonicalSubmission) => Record<K, string>): [Record<K, string>, number][] {
+  const out = new Map<string, [Record<K, string>, number]>();
+  for (const s of items) {
+    const l = labels(s);
+    const k = Object.values(l).join('\0');
+    const e = out.get(k);
+    if (e) e[1]++;
+    else out.set(k, [l, 1]);
+  }
+  return [...out.values()];
 }
 
 export interface IngestResult {
@@ -34,7 +50,7 @@ export class PoisonRecordsError extends Error {
   }
 }
 
-type Stored = { ok: CanonicalSubmission[]; bad: { s: CanonicalSubmission; err: unknown }[]; unfit?: number };
+type Stored = { ok: CanonicalSubmission[]; bad: { s: CanonicalSubmission; err: unknown }[]; unfit?: number; typeChanges?: string[] };
 
 /**
  * Stores a batch in one transaction; when the database refuses it for its
@@ -45,19 +61,19 @@ export async function storeIsolatingPoison(db: Database, batch: CanonicalSubmiss
   try {
     // Typed tables are planned (DDL) before the transaction: MySQL DDL would commit it.
     const typed = tables ? await tables.prepare(db, batch) : null;
-    const unfit = await db.transaction(async (sql) => {
-      await upsertSubmissions(db, batch, sql);
+    const r = await db.transaction(async (sql) => {
+      const up = await upsertSubmissions(db, batch, sql);
       // Copied from the rows the upsert left, so they obey newest-wins and commit with them.
-      return (await typed?.apply(sql))?.unfit ?? 0;
+      return typed?.apply(sql, up.inserted);
     });
-    return { ok: batch, bad: [], unfit };
+    return { ok: batch, bad: [], unfit: r?.unfit ?? 0, typeChanges: r?.typeChanges ?? [] };
   } catch (err) {
     if (!isDataError(err)) throw err;
     if (batch.length === 1) return { ok: [], bad: [{ s: batch[0]!, err }] };
     const mid = Math.ceil(batch.length / 2);
     const a = await storeIsolatingPoison(db, batch.slice(0, mid), tables);
     const b = await storeIsolatingPoison(db, batch.slice(mid), tables);
-    return { ok: [...a.ok, ...b.ok], bad: [...a.bad, ...b.bad], unfit: (a.unfit ?? 0) + (b.unfit ?? 0) };
+    return { ok: [...a.ok, ...b.ok], bad: [...a.bad, ...b.bad], unfit: (a.unfit ?? 0) + (b.unfit ?? 0), typeChanges: [...new Set([...(a.typeChanges ?? []), ...(b.typeChanges ?? [])])] };
   }
 }
 
@@ -66,10 +82,14 @@ function message(err: unknown): string {
 }
 
 /** Copies a job whose attempts are spent to the DeadLetter table and the dead-letter queue. */
-export async function deadLetter(deps: Pick<IngestDeps, 'db' | 'queues' | 'log'>, job: Job, err: unknown): Promise<void> {
+export async function deadLetter(deps: Pick<IngestDeps, 'db' | 'queues' | 'log' | 'metrics'>, job: Job, err: unknown): Promise<void> {
   const data = job.data as Partial<IngestBatchData>;
   const first = data.submissions?.[0];
   const error = message(err);
+  deps.metrics?.deadLetters.inc({ source: first?.sourceId ?? 'unknown' });
+  if (err instanceof PoisonRecordsError && data.submissions) {
+    for (const [l, n] of countBy(data.submissions, (s) => ({ source: s.sourceId, form: s.formId }))) deps.metrics?.poisonRecords.inc(l, n);
+  }
   let deadLetterId: string | undefined;
   try {
     deadLetterId = String(
@@ -94,6 +114,20 @@ export async function deadLetter(deps: Pick<IngestDeps, 'db' | 'queues' | 'log'>
   deps.log.error({ jobId: job.id, deadLetterId, error, records: data.submissions?.length }, 'ingest job dead-lettered');
 }
 
+/**
+ * After the commit: a poll's batch adds its unfit values and type conflicts to its
+ * SyncRun row; a webhook batch (no run) has only the log line the typed layer wrote.
+ * Never fails the job: its records are stored.
+ */
+async function countIssues(deps: Pick<IngestDeps, 'db' | 'log'>, runId: string | undefined, unfit: number, typeChanges: string[]): Promise<void> {
+  if (!runId || (unfit === 0 && typeChanges.length === 0)) return;
+  try {
+    await countRunTypedIssues(deps.db, BigInt(runId), { unfit, typeChanges });
+  } catch (err) {
+    deps.log.warn({ runId, unfit, typeChanges, err: message(err) }, 'could not add typed-table counts to the SyncRun row');
+  }
+}
+
 function isFinalAttempt(job: Job): boolean {
   return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
@@ -108,23 +142,36 @@ export function createIngestProcessor(deps: IngestDeps) {
   // An outage of any length is waited out: the batch is not the problem, and giving up would lose it.
   const outage = deps.outage ?? { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 1_000, maxDelayMs: 30_000 };
   return async (job: Job<IngestBatchData & { outageRetries?: number }>, token?: string): Promise<IngestResult> => {
+    // One observation per attempt, whatever path it ends on.
+    const end = deps.metrics?.batchDuration.startTimer();
+    let timed = false;
+    const timer = (labels: { outcome: string }) => {
+      if (!timed) end?.(labels);
+      timed = true;
+    };
     const parsed = IngestBatch.payload.safeParse(job.data);
     if (!parsed.success) {
       const err = new UnrecoverableError(`invalid ingest payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       await deadLetter(deps, job, err);
+      timer({ outcome: 'invalid' });
       throw err;
     }
     const batch = parsed.data.submissions;
     try {
-      const { ok, bad, unfit } = await storeIsolatingPoison(deps.db, batch, tables);
+      const { ok, bad, unfit, typeChanges } = await storeIsolatingPoison(deps.db, batch, tables);
+      await countIssues(deps, parsed.data.runId, unfit ?? 0, typeChanges ?? []);
+      for (const [l, n] of countBy(ok, (s) => ({ source: s.sourceId, form: s.formId, via: s.via }))) deps.metrics?.recordsLoaded.inc(l, n);
+      timer({ outcome: bad.length ? 'poison' : 'ok' });
       if (bad.length === 0) return { loaded: ok.length, poison: 0, unfit };
       // Keep only the refused records in the job, so retries (and the dead letter) carry just them.
-      await job.updateData({ submissions: bad.map((b) => b.s) });
+      await job.updateData({ submissions: bad.map((b) => b.s), runId: parsed.data.runId });
       throw new PoisonRecordsError(bad.map((b) => ({ key: b.s.key, error: message(b.err) })));
     } catch (err) {
+      if (!(err instanceof PoisonRecordsError)) timer({ outcome: isUnavailable(err) ? 'db_unavailable' : 'failed' });
       if (isUnavailable(err) && token) {
         const n = (job.data.outageRetries ?? 0) + 1;
         if (n <= outage.maxRetries) {
+          deps.metrics?.outageWaits.inc();
           const delay = Math.min(outage.baseDelayMs * 2 ** Math.min(n - 1, 10), outage.maxDelayMs);
           deps.log.warn({ jobId: job.id, retry: n, delayMs: delay, err: message(err) }, 'database unavailable; ingest job waits');
           await job.updateData({ ...job.data, outageRetries: n });

@@ -4,6 +4,7 @@ import { AuthError, type SourceConnector } from '@fieldsync/connectors';
 import { IngestBatch, type Queues } from '@fieldsync/queues';
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from '@fieldsync/logger';
+import type { PollerMetrics } from '@fieldsync/metrics';
 import { watchFormSchemas } from './form-schemas.ts';
 
 export type PollMode = 'poll' | 'sweep' | 'backfill';
@@ -26,6 +27,17 @@ export interface PollDeps {
   progressEveryMs?: number;
   /** A 'running' run of the same form silent this long is closed as interrupted. Default RUN_STALE_AFTER_MS (2 min). */
   staleAfterMs?: number;
+  /** Prometheus metrics of the poller; absent = not recorded. */
+  metrics?: Pick<PollerMetrics, 'syncRuns' | 'syncRunDuration' | 'recordsFetched' | 'loginFailures'>;
+}
+
+/** One finished run in the metrics: its outcome, duration and the records it read. */
+export function observeRun(m: PollDeps['metrics'], r: { source: string; form: string; mode: string; outcome: string; startedMs: number; fetched: number }): void {
+  if (!m) return;
+  m.syncRuns.inc({ source: r.source, form: r.form, mode: r.mode, outcome: r.outcome });
+  m.syncRunDuration.observe({ source: r.source, mode: r.mode, outcome: r.outcome }, (Date.now() - r.startedMs) / 1000);
+  if (r.fetched) m.recordsFetched.inc({ source: r.source, form: r.form, mode: r.mode }, r.fetched);
+  if (r.outcome === 'auth_failed') m.loginFailures.inc({ source: r.source });
 }
 
 export interface PollRequest {
@@ -44,13 +56,14 @@ export interface PollSummary extends PollProgress {
 }
 
 /** Enqueues submissions as ingest jobs of batchSize; resolves once Redis has them all. */
-async function enqueue(deps: PollDeps, submissions: CanonicalSubmission[]): Promise<number> {
+async function enqueue(deps: PollDeps, submissions: CanonicalSubmission[], runId: bigint): Promise<number> {
   if (submissions.length === 0) return 0;
   const jobs = [];
   for (let i = 0; i < submissions.length; i += deps.batchSize) {
     jobs.push({
       name: IngestBatch.name,
-      data: { submissions: submissions.slice(i, i + deps.batchSize) },
+      // runId: the loader counts unfit typed values into this run's SyncRun row.
+      data: { submissions: submissions.slice(i, i + deps.batchSize), runId: String(runId) },
       opts: { ...IngestBatch.options, ...deps.ingestOptions },
     });
   }
@@ -108,6 +121,8 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
   const { db, log } = deps;
   const { connector, formId, mode } = req;
   const sourceId = connector.sourceId;
+  const startedMs = Date.now();
+  const observe = (outcome: string, fetched: number) => observeRun(deps.metrics, { source: sourceId, form: formId, mode, outcome, startedMs, fetched });
   if (mode === 'backfill') await resetCursor(db, sourceId, formId);
   const saved = mode === 'backfill' ? null : await loadCursor(db, sourceId, formId);
   const from = mode === 'poll' ? saved : null;
@@ -120,6 +135,7 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
   if (mode === 'sweep' && saved === null && !(await db.prisma.submission.findFirst({ where: { sourceId, formId }, select: { id: true } }))) {
     await finishRun(db, runId, { outcome: 'skipped', fetched: 0, enqueued: 0, error: 'no completed poll yet' });
     log.info({ sourceId, formId }, 'sweep skipped: the form has not been polled yet');
+    observe('skipped', 0);
     return { runId, cursor: null, fetched: 0, enqueued: 0 };
   }
   const progress: PollProgress = { fetched: 0, enqueued: 0 };
@@ -134,7 +150,7 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
       for await (const page of connector.sweep(formId, held, { signal: req.signal })) {
         progress.fetched = page.checked;
         progress.total = page.total;
-        progress.enqueued += await enqueue(deps, page.submissions);
+        progress.enqueued += await enqueue(deps, page.submissions, runId);
         beat.page();
         req.onProgress?.({ ...progress });
       }
@@ -142,8 +158,9 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
       for await (const page of connector.pull(formId, from, { via: mode, signal: req.signal })) {
         progress.fetched += page.submissions.length;
         if (page.total !== undefined) progress.total = page.total;
-        progress.enqueued += await enqueue(deps, page.submissions);
+        // Definitions of versions these records carry go in before the records do: the loader types them with their own layout.
         await schemas.observe(page.submissions);
+        progress.enqueued += await enqueue(deps, page.submissions, runId);
         if (page.cursor) {
           await saveCursor(db, sourceId, formId, page.cursor);
           cursor = page.cursor;
@@ -154,6 +171,7 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
     }
     await beat.stop();
     await finishRun(db, runId, { outcome: 'ok', fetched: progress.fetched, enqueued: progress.enqueued, cursorTo: cursor });
+    observe('ok', progress.fetched);
     log.info({ sourceId, formId, mode, ...progress, ms: Date.now() - started }, 'sync run finished');
     // A run that died while this one ran (e.g. the attempt before a stalled job's re-run) is closed now, not at the next run.
     await closeStale(deps, sourceId, formId).catch(() => {});
@@ -161,6 +179,7 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
   } catch (err) {
     await beat.stop();
     const auth = err instanceof AuthError;
+    observe(auth ? 'auth_failed' : 'failed', progress.fetched);
     const error = auth ? (req.configPath ? err.at(req.configPath) : err.message) : err instanceof Error ? err.message : String(err);
     // If this write fails too (database away), the row stays 'running' without heartbeats and a later run closes it as interrupted.
     await finishRun(db, runId, { outcome: auth ? 'auth_failed' : 'failed', fetched: progress.fetched, enqueued: progress.enqueued, cursorTo: cursor, error }).catch((e) =>

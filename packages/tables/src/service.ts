@@ -4,9 +4,10 @@
  * the ingest transaction, typed writes inside it.
  */
 import type { Database, Sql } from '@fieldsync/db';
-import { FormDefinition } from '@fieldsync/model';
+import { FormDefinition, type CanonicalSubmission } from '@fieldsync/model';
 import { ensureDictionary, planForm, validateTarget, withPlanningLock, type Plan, type Target } from './schema.ts';
 import { applyTypedRows, rebuildForm, refreshStale, type ApplyResult, type RebuildResult } from './write.ts';
+import type { StoredRow } from './rows.ts';
 
 export interface SourceTablesOptions {
   enabled?: boolean;
@@ -62,9 +63,27 @@ export async function loadDefinitions(db: Database, sourceId: string, formId: st
   return { defs, signature: rows.map((r) => `${r.version}@${r.fetchedAt.toISOString()}`).join('|') };
 }
 
+export interface BatchResult extends ApplyResult {
+  /** Type conflicts of the forms written (`source/form path: bigint → text`), for the run's SyncRun row. */
+  typeChanges: string[];
+}
+
 export interface PreparedBatch {
-  /** Writes the typed rows of the batch's keys; call inside the raw upsert's transaction, after it. */
-  apply(sql: Sql): Promise<ApplyResult>;
+  /**
+   * Writes the typed rows of the batch's keys; call inside the raw upsert's transaction,
+   * after it, with the copies it reports inserted (PostgreSQL; null: read every row back).
+   */
+  apply(sql: Sql, inserted?: readonly CanonicalSubmission[] | null): Promise<BatchResult>;
+}
+
+/** A copy the upsert inserted, as its Submission row reads (the same fields the read-back selects). */
+function storedOf(s: CanonicalSubmission): StoredRow {
+  return { key: s.key, version: s.version, submittedAt: s.submittedAt, updatedAt: s.updatedAt, deleted: s.deleted, data: s.data };
+}
+
+/** One line per type conflict of a plan: which question, which column types it has had. */
+export function typeChangeNotes(plan: Plan): string[] {
+  return plan.logical.conflicts.map((c) => `${plan.sourceId}/${plan.formId} ${c.path}: ${c.storages.join(' → ')} (old column kept, new one added)`);
 }
 
 export class TypedTables {
@@ -158,14 +177,15 @@ export class TypedTables {
     }
     if (work.length === 0) return null;
     return {
-      apply: async (sql) => {
-        const total: ApplyResult = { records: 0, childRows: 0, unfit: 0 };
+      apply: async (sql, inserted) => {
+        const total: BatchResult = { records: 0, childRows: 0, unfit: 0, typeChanges: [] };
         for (const w of work) {
           // A savepoint, so a failure here rolls back only the typed rows and the raw ones still commit.
           await sql.execute('SAVEPOINT fieldsync_typed');
           let r: ApplyResult;
           try {
-            r = await applyTypedRows(sql, w.plan, w.keys);
+            const mine = inserted?.filter((s) => s.sourceId === w.plan.sourceId && s.formId === w.plan.formId);
+            r = await applyTypedRows(sql, w.plan, w.keys, { inserted: mine?.map(storedOf) });
           } catch (err) {
             // A dead connection fails this too: then the whole transaction fails, as it must.
             await sql.execute('ROLLBACK TO SAVEPOINT fieldsync_typed').catch(() => Promise.reject(err));
@@ -176,6 +196,7 @@ export class TypedTables {
           total.records += r.records;
           total.childRows += r.childRows;
           total.unfit += r.unfit;
+          total.typeChanges.push(...typeChangeNotes(w.plan));
           if (r.unfit) this.log.warn({ sourceId: w.plan.sourceId, formId: w.plan.formId, unfit: r.unfit }, 'typed tables: answers that do not fit their column loaded as NULL (raw JSON intact)');
         }
         return total;

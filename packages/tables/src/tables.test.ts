@@ -18,8 +18,9 @@ async function storeDefinition(db: Database, def: FormDefinition, fetchedAt = ne
 async function load(db: Database, tables: TypedTables, batch: CanonicalSubmission[]): Promise<number> {
   const prepared = await tables.prepare(db, batch);
   return db.transaction(async (sql) => {
-    await upsertSubmissions(db, batch, sql);
-    return (await prepared?.apply(sql))?.unfit ?? 0;
+    const up = await upsertSubmissions(db, batch, sql);
+    // As the loader does: rows the upsert inserted (PostgreSQL) are typed from memory, the rest read back.
+    return (await prepared?.apply(sql, up.inserted))?.unfit ?? 0;
   });
 }
 

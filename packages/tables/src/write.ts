@@ -127,12 +127,30 @@ function selectStored(d: Dialect): string {
  * inside the caller's transaction (right after the raw upsert): the typed
  * tables follow newest-wins because they are copied from the row that won.
  */
-export async function applyTypedRows(sql: Sql, plan: Plan, keys: string[], opts: { lock?: boolean } = {}): Promise<ApplyResult> {
+export async function applyTypedRows(sql: Sql, plan: Plan, keys: string[], opts: { lock?: boolean; inserted?: StoredRow[] } = {}): Promise<ApplyResult> {
   const d = plan.target.dialect;
   const total: ApplyResult = { records: 0, childRows: 0, unfit: 0 };
+  const add = (r: ApplyResult) => {
+    total.records += r.records;
+    total.childRows += r.childRows;
+    total.unfit += r.unfit;
+  };
+  // Rows this transaction's upsert inserted are exactly the copies in memory: typed from
+  // them, without reading their JSON back (most of a backfill's cost). Timestamps finer
+  // than the column's milliseconds would round in the database: those are read back.
+  const fresh = new Map((opts.inserted ?? []).filter((r) => msPrecise(r.submittedAt) && msPrecise(r.updatedAt)).map((r) => [r.key, r]));
   const unique = [...new Set(keys)];
-  for (let i = 0; i < unique.length; i += KEY_CHUNK) {
-    const part = unique.slice(i, i + KEY_CHUNK);
+  const inMemory = unique.filter((k) => fresh.has(k));
+  const parent = rel(plan.target, plan.byId.get('')!.name);
+  for (let i = 0; i < inMemory.length; i += KEY_CHUNK) {
+    const part = inMemory.slice(i, i + KEY_CHUNK);
+    // A typed row without its Submission row (one deleted by hand) is replaced, not collided with.
+    const typed = await sql.query<{ k: string }>(`SELECT ${q(d, '_key')} AS k FROM ${parent} WHERE ${q(d, '_key')} IN (${part.map(() => '?').join(', ')})`, part);
+    add(await write(sql, plan, part.map((k) => fresh.get(k)!), typed.map((t) => t.k)));
+  }
+  const readBack = inMemory.length ? unique.filter((k) => !fresh.has(k)) : unique;
+  for (let i = 0; i < readBack.length; i += KEY_CHUNK) {
+    const part = readBack.slice(i, i + KEY_CHUNK);
     // A locking read where needed: on MySQL it sees the latest committed row whatever the
     // snapshot; outside the ingest transaction (a refresh) it keeps a concurrent upsert from
     // slipping in between. Inside it on PostgreSQL the upsert already holds every row.
@@ -146,12 +164,14 @@ FROM ${d === 'postgresql' ? '"Submission"' : '`Submission`'} s LEFT JOIN ${rel(p
 WHERE s.${k('sourceId')} = ? AND s.${k('formId')} = ? AND s.${k('key')} IN (${part.map(() => '?').join(', ')})${lock}`,
       [plan.sourceId, plan.formId, ...part],
     );
-    const r = await write(sql, plan, stored, stored.filter((x) => x.typed !== null).map((x) => x.key));
-    total.records += r.records;
-    total.childRows += r.childRows;
-    total.unfit += r.unfit;
+    add(await write(sql, plan, stored, stored.filter((x) => x.typed !== null).map((x) => x.key)));
   }
   return total;
+}
+
+/** A Date, or ISO text with at most millisecond digits (what a timestamp(3) column keeps unchanged). */
+function msPrecise(v: Date | string): boolean {
+  return v instanceof Date || !/\.\d{4,}/.test(v);
 }
 
 /**

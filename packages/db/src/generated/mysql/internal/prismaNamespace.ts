@@ -908,6 +908,8 @@ export const SyncRunScalarFieldEnum = {
   heartbeatAt: 'heartbeatAt',
   fetched: 'fetched',
   enqueued: 'enqueued',
+  unfitValues: 'unfitValues',
+  typeChanges: 'typeChanges',
   outcome: 'outcome',
   error: 'error',
   cursorFrom: 'cursorFrom',
@@ -1027,6 +1029,7 @@ export const SyncRunOrderByRelevanceFieldEnum = {
   sourceId: 'sourceId',
   formId: 'formId',
   mode: 'mode',
+  typeChanges: 'typeChanges',
   outcome: 'outcome',
   error: 'error'
 } as const

@@ -126,6 +126,8 @@ export const SyncRunScalarFieldEnum = {
   heartbeatAt: 'heartbeatAt',
   fetched: 'fetched',
   enqueued: 'enqueued',
+  unfitValues: 'unfitValues',
+  typeChanges: 'typeChanges',
   outcome: 'outcome',
   error: 'error',
   cursorFrom: 'cursorFrom',
@@ -245,6 +247,7 @@ export const SyncRunOrderByRelevanceFieldEnum = {
   sourceId: 'sourceId',
   formId: 'formId',
   mode: 'mode',
+  typeChanges: 'typeChanges',
   outcome: 'outcome',
   error: 'error'
 } as const

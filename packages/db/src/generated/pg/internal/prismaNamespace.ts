@@ -956,6 +956,8 @@ export const SyncRunScalarFieldEnum = {
   heartbeatAt: 'heartbeatAt',
   fetched: 'fetched',
   enqueued: 'enqueued',
+  unfitValues: 'unfitValues',
+  typeChanges: 'typeChanges',
   outcome: 'outcome',
   error: 'error',
   cursorFrom: 'cursorFrom',

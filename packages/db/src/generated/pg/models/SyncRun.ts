@@ -30,12 +30,14 @@ export type SyncRunAvgAggregateOutputType = {
   id: number | null
   fetched: number | null
   enqueued: number | null
+  unfitValues: number | null
 }
 
 export type SyncRunSumAggregateOutputType = {
   id: bigint | null
   fetched: number | null
   enqueued: number | null
+  unfitValues: number | null
 }
 
 export type SyncRunMinAggregateOutputType = {
@@ -48,6 +50,8 @@ export type SyncRunMinAggregateOutputType = {
   heartbeatAt: Date | null
   fetched: number | null
   enqueued: number | null
+  unfitValues: number | null
+  typeChanges: string | null
   outcome: string | null
   error: string | null
 }
@@ -62,6 +66,8 @@ export type SyncRunMaxAggregateOutputType = {
   heartbeatAt: Date | null
   fetched: number | null
   enqueued: number | null
+  unfitValues: number | null
+  typeChanges: string | null
   outcome: string | null
   error: string | null
 }
@@ -76,6 +82,8 @@ export type SyncRunCountAggregateOutputType = {
   heartbeatAt: number
   fetched: number
   enqueued: number
+  unfitValues: number
+  typeChanges: number
   outcome: number
   error: number
   cursorFrom: number
@@ -88,12 +96,14 @@ export type SyncRunAvgAggregateInputType = {
   id?: true
   fetched?: true
   enqueued?: true
+  unfitValues?: true
 }
 
 export type SyncRunSumAggregateInputType = {
   id?: true
   fetched?: true
   enqueued?: true
+  unfitValues?: true
 }
 
 export type SyncRunMinAggregateInputType = {
@@ -106,6 +116,8 @@ export type SyncRunMinAggregateInputType = {
   heartbeatAt?: true
   fetched?: true
   enqueued?: true
+  unfitValues?: true
+  typeChanges?: true
   outcome?: true
   error?: true
 }
@@ -120,6 +132,8 @@ export type SyncRunMaxAggregateInputType = {
   heartbeatAt?: true
   fetched?: true
   enqueued?: true
+  unfitValues?: true
+  typeChanges?: true
   outcome?: true
   error?: true
 }
@@ -134,6 +148,8 @@ export type SyncRunCountAggregateInputType = {
   heartbeatAt?: true
   fetched?: true
   enqueued?: true
+  unfitValues?: true
+  typeChanges?: true
   outcome?: true
   error?: true
   cursorFrom?: true
@@ -237,6 +253,8 @@ export type SyncRunGroupByOutputType = {
   heartbeatAt: Date | null
   fetched: number
   enqueued: number
+  unfitValues: number
+  typeChanges: string | null
   outcome: string
   error: string | null
   cursorFrom: runtime.JsonValue | null
@@ -276,6 +294,8 @@ export type SyncRunWhereInput = {
   heartbeatAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
   fetched?: Prisma.IntFilter<"SyncRun"> | number
   enqueued?: Prisma.IntFilter<"SyncRun"> | number
+  unfitValues?: Prisma.IntFilter<"SyncRun"> | number
+  typeChanges?: Prisma.StringNullableFilter<"SyncRun"> | string | null
   outcome?: Prisma.StringFilter<"SyncRun"> | string
   error?: Prisma.StringNullableFilter<"SyncRun"> | string | null
   cursorFrom?: Prisma.JsonNullableFilter<"SyncRun">
@@ -292,6 +312,8 @@ export type SyncRunOrderByWithRelationInput = {
   heartbeatAt?: Prisma.SortOrderInput | Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
+  unfitValues?: Prisma.SortOrder
+  typeChanges?: Prisma.SortOrderInput | Prisma.SortOrder
   outcome?: Prisma.SortOrder
   error?: Prisma.SortOrderInput | Prisma.SortOrder
   cursorFrom?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -311,6 +333,8 @@ export type SyncRunWhereUniqueInput = Prisma.AtLeast<{
   heartbeatAt?: Prisma.DateTimeNullableFilter<"SyncRun"> | Date | string | null
   fetched?: Prisma.IntFilter<"SyncRun"> | number
   enqueued?: Prisma.IntFilter<"SyncRun"> | number
+  unfitValues?: Prisma.IntFilter<"SyncRun"> | number
+  typeChanges?: Prisma.StringNullableFilter<"SyncRun"> | string | null
   outcome?: Prisma.StringFilter<"SyncRun"> | string
   error?: Prisma.StringNullableFilter<"SyncRun"> | string | null
   cursorFrom?: Prisma.JsonNullableFilter<"SyncRun">
@@ -327,6 +351,8 @@ export type SyncRunOrderByWithAggregationInput = {
   heartbeatAt?: Prisma.SortOrderInput | Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
+  unfitValues?: Prisma.SortOrder
+  typeChanges?: Prisma.SortOrderInput | Prisma.SortOrder
   outcome?: Prisma.SortOrder
   error?: Prisma.SortOrderInput | Prisma.SortOrder
   cursorFrom?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -351,6 +377,8 @@ export type SyncRunScalarWhereWithAggregatesInput = {
   heartbeatAt?: Prisma.DateTimeNullableWithAggregatesFilter<"SyncRun"> | Date | string | null
   fetched?: Prisma.IntWithAggregatesFilter<"SyncRun"> | number
   enqueued?: Prisma.IntWithAggregatesFilter<"SyncRun"> | number
+  unfitValues?: Prisma.IntWithAggregatesFilter<"SyncRun"> | number
+  typeChanges?: Prisma.StringNullableWithAggregatesFilter<"SyncRun"> | string | null
   outcome?: Prisma.StringWithAggregatesFilter<"SyncRun"> | string
   error?: Prisma.StringNullableWithAggregatesFilter<"SyncRun"> | string | null
   cursorFrom?: Prisma.JsonNullableWithAggregatesFilter<"SyncRun">
@@ -367,6 +395,8 @@ export type SyncRunCreateInput = {
   heartbeatAt?: Date | string | null
   fetched?: number
   enqueued?: number
+  unfitValues?: number
+  typeChanges?: string | null
   outcome: string
   error?: string | null
   cursorFrom?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -383,6 +413,8 @@ export type SyncRunUncheckedCreateInput = {
   heartbeatAt?: Date | string | null
   fetched?: number
   enqueued?: number
+  unfitValues?: number
+  typeChanges?: string | null
   outcome: string
   error?: string | null
   cursorFrom?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -399,6 +431,8 @@ export type SyncRunUpdateInput = {
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
+  unfitValues?: Prisma.IntFieldUpdateOperationsInput | number
+  typeChanges?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   cursorFrom?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -415,6 +449,8 @@ export type SyncRunUncheckedUpdateInput = {
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
+  unfitValues?: Prisma.IntFieldUpdateOperationsInput | number
+  typeChanges?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   cursorFrom?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -431,6 +467,8 @@ export type SyncRunCreateManyInput = {
   heartbeatAt?: Date | string | null
   fetched?: number
   enqueued?: number
+  unfitValues?: number
+  typeChanges?: string | null
   outcome: string
   error?: string | null
   cursorFrom?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -447,6 +485,8 @@ export type SyncRunUpdateManyMutationInput = {
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
+  unfitValues?: Prisma.IntFieldUpdateOperationsInput | number
+  typeChanges?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   cursorFrom?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -463,6 +503,8 @@ export type SyncRunUncheckedUpdateManyInput = {
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   fetched?: Prisma.IntFieldUpdateOperationsInput | number
   enqueued?: Prisma.IntFieldUpdateOperationsInput | number
+  unfitValues?: Prisma.IntFieldUpdateOperationsInput | number
+  typeChanges?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   outcome?: Prisma.StringFieldUpdateOperationsInput | string
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   cursorFrom?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -479,6 +521,8 @@ export type SyncRunCountOrderByAggregateInput = {
   heartbeatAt?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
+  unfitValues?: Prisma.SortOrder
+  typeChanges?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
   error?: Prisma.SortOrder
   cursorFrom?: Prisma.SortOrder
@@ -489,6 +533,7 @@ export type SyncRunAvgOrderByAggregateInput = {
   id?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
+  unfitValues?: Prisma.SortOrder
 }
 
 export type SyncRunMaxOrderByAggregateInput = {
@@ -501,6 +546,8 @@ export type SyncRunMaxOrderByAggregateInput = {
   heartbeatAt?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
+  unfitValues?: Prisma.SortOrder
+  typeChanges?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
   error?: Prisma.SortOrder
 }
@@ -515,6 +562,8 @@ export type SyncRunMinOrderByAggregateInput = {
   heartbeatAt?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
+  unfitValues?: Prisma.SortOrder
+  typeChanges?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
   error?: Prisma.SortOrder
 }
@@ -523,6 +572,7 @@ export type SyncRunSumOrderByAggregateInput = {
   id?: Prisma.SortOrder
   fetched?: Prisma.SortOrder
   enqueued?: Prisma.SortOrder
+  unfitValues?: Prisma.SortOrder
 }
 
 export type IntFieldUpdateOperationsInput = {
@@ -545,6 +595,8 @@ export type SyncRunSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
+  unfitValues?: boolean
+  typeChanges?: boolean
   outcome?: boolean
   error?: boolean
   cursorFrom?: boolean
@@ -561,6 +613,8 @@ export type SyncRunSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
+  unfitValues?: boolean
+  typeChanges?: boolean
   outcome?: boolean
   error?: boolean
   cursorFrom?: boolean
@@ -577,6 +631,8 @@ export type SyncRunSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
+  unfitValues?: boolean
+  typeChanges?: boolean
   outcome?: boolean
   error?: boolean
   cursorFrom?: boolean
@@ -593,13 +649,15 @@ export type SyncRunSelectScalar = {
   heartbeatAt?: boolean
   fetched?: boolean
   enqueued?: boolean
+  unfitValues?: boolean
+  typeChanges?: boolean
   outcome?: boolean
   error?: boolean
   cursorFrom?: boolean
   cursorTo?: boolean
 }
 
-export type SyncRunOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "sourceId" | "formId" | "mode" | "startedAt" | "finishedAt" | "heartbeatAt" | "fetched" | "enqueued" | "outcome" | "error" | "cursorFrom" | "cursorTo", ExtArgs["result"]["syncRun"]>
+export type SyncRunOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "sourceId" | "formId" | "mode" | "startedAt" | "finishedAt" | "heartbeatAt" | "fetched" | "enqueued" | "unfitValues" | "typeChanges" | "outcome" | "error" | "cursorFrom" | "cursorTo", ExtArgs["result"]["syncRun"]>
 
 export type $SyncRunPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "SyncRun"
@@ -617,6 +675,14 @@ export type $SyncRunPayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     heartbeatAt: Date | null
     fetched: number
     enqueued: number
+    /**
+     * Answers that did not fit their typed analyst-table column (loaded as NULL there, intact in Submission), counted by the loaders after commit.
+     */
+    unfitValues: number
+    /**
+     * Typed-table type conflicts met by the loaders for this run's records (a question whose type changed: old column kept, new one added).
+     */
+    typeChanges: string | null
     outcome: string
     error: string | null
     cursorFrom: runtime.JsonValue | null
@@ -1053,6 +1119,8 @@ export interface SyncRunFieldRefs {
   readonly heartbeatAt: Prisma.FieldRef<"SyncRun", 'DateTime'>
   readonly fetched: Prisma.FieldRef<"SyncRun", 'Int'>
   readonly enqueued: Prisma.FieldRef<"SyncRun", 'Int'>
+  readonly unfitValues: Prisma.FieldRef<"SyncRun", 'Int'>
+  readonly typeChanges: Prisma.FieldRef<"SyncRun", 'String'>
   readonly outcome: Prisma.FieldRef<"SyncRun", 'String'>
   readonly error: Prisma.FieldRef<"SyncRun", 'String'>
   readonly cursorFrom: Prisma.FieldRef<"SyncRun", 'Json'>
