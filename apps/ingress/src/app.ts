@@ -1,13 +1,12 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { ExpressAdapter } from '@bull-board/express';
+import { createAdminRouter, type Credentials } from '@fieldsync/admin';
+import type { Database } from '@fieldsync/db';
 import type { Redis } from 'ioredis';
 import type { FieldsyncConfig } from '@fieldsync/config';
 import { WEBHOOK_PARSERS, WebhookBodyError, readWebhookBody, webhookFormat } from '@fieldsync/connectors';
 import { IngestBatch, UnparsedWebhook, ingestJobOptions, type Queues } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
-import { checkWebhookAuth, verifySignature, basicCredentials, safeEqual } from './auth.ts';
+import { checkWebhookAuth, verifySignature } from './auth.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface IngressDeps {
@@ -17,8 +16,15 @@ export interface IngressDeps {
   log: Logger;
   metrics: Metrics;
   bodyLimit?: string;
-  /** Bull Board credentials; the dashboard is off without them. */
-  admin?: { user: string; password: string };
+  /** Admin credentials (status page, admin API, Bull Board under /admin); all off without them. */
+  admin?: Credentials;
+  /** An account that sees /admin but changes nothing. */
+  adminReadonly?: Credentials;
+  /**
+   * The database for the admin routes only (webhooks never touch it), opened on
+   * first use; without it, or while it is down, admin routes answer 503.
+   */
+  db?: () => Database;
   /** True once shutdown began: answers carry `Connection: close` and readiness fails. */
   draining?: () => boolean;
 }
@@ -120,19 +126,13 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   );
 
   if (deps.admin) {
-    const board = new ExpressAdapter();
-    board.setBasePath('/admin');
-    createBullBoard({ queues: [queues.ingest, queues.poll, queues.deadLetter].map((q) => new BullMQAdapter(q)), serverAdapter: board });
-    const admin = deps.admin;
-    app.use(
-      '/admin',
-      (req, res, next) => {
-        const c = basicCredentials(req);
-        if (c && safeEqual(c.user, admin.user) && safeEqual(c.password, admin.password)) return next();
-        res.set('www-authenticate', 'Basic realm="fieldsync admin"').status(401).json({ error: 'unauthorized', message: 'admin credentials required' });
-      },
-      board.getRouter(),
-    );
+    const noDb = () => {
+      throw new Error('no database configured for the admin routes');
+    };
+    app.use('/admin', createAdminRouter({
+      config, queues, log, db: deps.db ?? noDb, basePath: '/admin',
+      accounts: { admin: deps.admin, readonly: deps.adminReadonly },
+    }));
   }
 
   app.use((_req, res) => void res.status(404).json({ error: 'not_found', message: 'no such endpoint' }));

@@ -1,3 +1,4 @@
+import { openDatabase, type Database } from '@fieldsync/db';
 import { bootstrap, onShutdown, openQueues } from '@fieldsync/sync';
 import { createIngressApp } from './app.ts';
 import { createMetrics } from './metrics.ts';
@@ -8,10 +9,14 @@ const { env, config, log, settings } = bootstrap('ingress');
 const q = openQueues(settings, 'producer', log);
 const admin = env.ADMIN_USER && env.ADMIN_PASSWORD ? { user: env.ADMIN_USER, password: env.ADMIN_PASSWORD } : undefined;
 if (!admin) log.warn('ADMIN_USER/ADMIN_PASSWORD not set: the /admin dashboard is off');
+const adminReadonly = env.ADMIN_READONLY_USER && env.ADMIN_READONLY_PASSWORD ? { user: env.ADMIN_READONLY_USER, password: env.ADMIN_READONLY_PASSWORD } : undefined;
+// Only the admin routes use the database: a small pool, opened on first use, failing fast while it is down (webhooks never wait on it).
+let database: Database | undefined;
+const db = () => (database ??= openDatabase(env.DATABASE_URL, { poolSize: 2, connectTimeoutMs: 5_000 }));
 
 let draining = false;
 const app = createIngressApp({
-  config, queues: q.queues, redis: q.redis, log, metrics: createMetrics(), bodyLimit: env.INGRESS_BODY_LIMIT, admin,
+  config, queues: q.queues, redis: q.redis, log, metrics: createMetrics(), bodyLimit: env.INGRESS_BODY_LIMIT, admin, adminReadonly, db,
   draining: () => draining,
 });
 const server = app.listen(env.INGRESS_PORT, () => {
@@ -25,4 +30,5 @@ onShutdown(log, env.SHUTDOWN_TIMEOUT_S, [
     return drainServer(server, { idleGraceMs: 1_000, deadlineMs: Math.max(1_000, env.SHUTDOWN_TIMEOUT_S * 750), log });
   },
   () => q.close(),
+  async () => database?.close(),
 ]);

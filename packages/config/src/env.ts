@@ -10,8 +10,13 @@ export const InfraEnv = z.object({
   INGRESS_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** Max webhook body. */
   INGRESS_BODY_LIMIT: z.string().default('1mb'),
+  /** Loader/poller Prometheus endpoint port (unset: 9464 loader, 9465 poller; 0 = off). The ingress serves /metrics on INGRESS_PORT. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   ADMIN_USER: z.string().optional(),
   ADMIN_PASSWORD: z.string().optional(),
+  /** An operator account that sees /admin (status page, API, Bull Board) but changes nothing. */
+  ADMIN_READONLY_USER: z.string().optional(),
+  ADMIN_READONLY_PASSWORD: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Seconds a process may take to finish in-flight work after SIGTERM. */
   SHUTDOWN_TIMEOUT_S: z.coerce.number().positive().default(30),

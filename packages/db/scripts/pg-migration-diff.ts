@@ -217,7 +217,8 @@ const OPTIONS = {
 async function main(): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ options: OPTIONS, strict: true });
+    // `pnpm migration:diff -- --check` passes the `--` through; it separates nothing here.
+    parsed = parseArgs({ args: process.argv.slice(2).filter((a) => a !== '--'), options: OPTIONS, strict: true });
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err), { cause: err });
   }

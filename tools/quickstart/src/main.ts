@@ -265,7 +265,7 @@ ingest:
     say('Sync runs (the import log, table "SyncRun"):');
     console.table(runs.map((r) => ({ source: r.sourceId, mode: r.mode, outcome: r.outcome, runs: r._count._all, fetched: r._sum.fetched })));
     say(`dead letters: ${await db.prisma.deadLetter.count()}`);
-    say(`\nDashboard (Bull Board): http://127.0.0.1:${ingressPort}/admin  user "admin", password "${secrets.ADMIN_PASSWORD}"`);
+    say(`\nStatus page: http://127.0.0.1:${ingressPort}/admin (Bull Board at /admin/queues)  user "admin", password "${secrets.ADMIN_PASSWORD}"`);
     say(
       dialectOf(DATABASE_URL) === 'postgresql'
         ? `Query:  psql ${DATABASE_URL} -c 'select "sourceId", "via", count(*) from "Submission" group by 1, 2'`
