@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import net from 'node:net';
 import { mysqlConfig, openDatabase } from './database.ts';
-import { TEST_SERVERS } from './testing.ts';
+import { Cable, TEST_SERVERS } from './testing.ts';
 
 describe('MySQL connection settings from DATABASE_URL', () => {
   it('reads host, port, credentials and database', () => {
@@ -23,38 +22,14 @@ describe('MySQL connection settings from DATABASE_URL', () => {
   });
 });
 
-/** A TCP hop to the real server that the test can cut (every connection through it) and restore. */
-class Hop {
-  private server?: net.Server;
-  private sockets = new Set<net.Socket>();
-  port = 0;
-  constructor(private readonly target: number) {}
-  async open(): Promise<void> {
-    this.server = net.createServer((c) => {
-      const up = net.connect(this.target, '127.0.0.1');
-      for (const s of [c, up]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {});
-      }
-      c.pipe(up).pipe(c);
-    });
-    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', r));
-    this.port = (this.server!.address() as net.AddressInfo).port;
-  }
-  async cut(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server!.close(() => r()));
-  }
-}
 
 describe.each([['postgresql', 5432], ['mysql', 3306]] as const)('a connection lost inside a transaction on %s', (dialect, port) => {
   it('fails that transaction only: nothing uncaught, and the broken connection is not handed out again', async () => {
     const crashes: unknown[] = [];
     const onCrash = (err: unknown) => crashes.push(err);
     process.on('uncaughtException', onCrash);
-    const hop = new Hop(port);
-    await hop.open();
+    const hop = new Cable(port);
+    await hop.plug();
     const u = new URL(TEST_SERVERS[dialect]);
     u.port = String(hop.port);
     const db = openDatabase(u.toString(), { poolSize: 1, connectTimeoutMs: 2_000 });
@@ -67,7 +42,7 @@ describe.each([['postgresql', 5432], ['mysql', 3306]] as const)('a connection lo
         await sql.query('SELECT 2 AS two');
       });
       await expect(lost).rejects.toThrow();
-      await hop.open();
+      await hop.plug();
       // Pool of one: this works only if the dead connection was dropped, not reused.
       await expect(db.transaction((sql) => sql.query<{ n: unknown }>('SELECT 3 AS n'))).resolves.toEqual([{ n: 3 }]);
       await expect(db.prisma.$queryRawUnsafe('SELECT 4 AS n')).resolves.toHaveLength(1);

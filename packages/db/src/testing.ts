@@ -3,6 +3,7 @@
  * the real server, migrates it, and drops it on cleanup, so runs never collide.
  */
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { migrate } from './migrate.ts';
 import { openDatabase, type Database } from './database.ts';
 import { recreateDatabase, dropDatabase } from './admin.ts';
@@ -46,4 +47,32 @@ export async function createTestDatabase(dialect: Dialect): Promise<TestDatabase
       await empty.drop();
     },
   };
+}
+
+/**
+ * A TCP hop between a process and the real database server that a test can cut
+ * (every connection through it, as a server crash would) and plug back in.
+ */
+export class Cable {
+  private server?: net.Server;
+  private sockets = new Set<net.Socket>();
+  port = 0;
+  constructor(private readonly target: number) {}
+  async plug(): Promise<void> {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.target, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {});
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
+    this.port = (this.server!.address() as net.AddressInfo).port;
+  }
+  async cut(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
 }

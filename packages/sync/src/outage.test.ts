@@ -3,39 +3,15 @@
  * their attempts) and load once it is back — nothing dead-lettered, nothing lost.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import net from 'node:net';
 import { makeSubmission } from '@fieldsync/model/testing';
 import { openDatabase, type Database, type Dialect } from '@fieldsync/db';
 import { IngestBatch, PollForm } from '@fieldsync/queues';
 import { startKoboSimulator } from '@fieldsync/simulator';
 import { startPollWorker } from './poll.worker.ts';
 import { drained } from '@fieldsync/queues/testing';
+import { Cable } from '@fieldsync/db/testing';
 import { openHarness, koboTestConfig, testLog, type Harness } from './testing.ts';
 
-/** A TCP hop between the loader and the database that the test can cut and restore. */
-class Cable {
-  private server?: net.Server;
-  private sockets = new Set<net.Socket>();
-  port = 0;
-  constructor(private readonly target: number) {}
-  async plug(): Promise<void> {
-    this.server = net.createServer((client) => {
-      const upstream = net.connect(this.target, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {});
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
-    this.port = (this.server!.address() as net.AddressInfo).port;
-  }
-  async cut(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-  }
-}
 
 const sub = (i: number) => makeSubmission({ formId: 'outage', key: String(i), version: `v${i}`, data: { i } });
 

@@ -5,39 +5,15 @@
  * while a live run elsewhere is left alone.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import net from 'node:net';
 import { createConnector, type SourceConnector } from '@fieldsync/connectors';
 import { openDatabase, type Database, type Dialect } from '@fieldsync/db';
 import { startKoboSimulator, type KoboSimulator } from '@fieldsync/simulator';
+import { Cable } from '@fieldsync/db/testing';
 import { runPoll, type PollDeps } from './poll.runner.ts';
 import { openHarness, koboTestConfig, testLog, until, type Harness } from './testing.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A TCP hop between a poller and the database, to cut (as in outage.test.ts). */
-class Cable {
-  private server?: net.Server;
-  private sockets = new Set<net.Socket>();
-  port = 0;
-  constructor(private readonly target: number) {}
-  async plug(): Promise<void> {
-    this.server = net.createServer((client) => {
-      const upstream = net.connect(this.target, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {});
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
-    this.port = (this.server!.address() as net.AddressInfo).port;
-  }
-  async cut(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-  }
-}
 
 /** The real connector, holding its pull after `pages` pages until released (a poll in mid-flight). */
 function holdAfter(inner: SourceConnector, pages: number) {
