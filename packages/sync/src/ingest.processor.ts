@@ -20,6 +20,11 @@ export interface IngestDeps {
   config?: FieldsyncConfig;
   /** Prometheus counters (records loaded, batches, dead letters…); absent = not recorded. */
   metrics?: Pick<LoaderMetrics, 'recordsLoaded' | 'batchDuration' | 'deadLetters' | 'poisonRecords' | 'outageWaits'>;
+  /**
+   * Runs after a batch commits, with the records stored (the loader enqueues their
+   * attachment files here). Its failure is logged, never fails the batch: the rows are in.
+   */
+  afterCommit?: (stored: CanonicalSubmission[]) => Promise<unknown>;
 }
 
 /** Counts per source/form(/via) label set: one inc per set, not per record. */
@@ -90,13 +95,27 @@ export async function deadLetter(deps: Pick<IngestDeps, 'db' | 'queues' | 'log' 
   if (err instanceof PoisonRecordsError && data.submissions) {
     for (const [l, n] of countBy(data.submissions, (s) => ({ source: s.sourceId, form: s.formId }))) deps.metrics?.poisonRecords.inc(l, n);
   }
+  const deadLetterId = await keepDeadLetter(deps, job, { sourceId: first?.sourceId ?? null, formId: first?.formId ?? null, error });
+  deps.log.error({ jobId: job.id, deadLetterId, error, records: data.submissions?.length }, 'ingest job dead-lettered');
+}
+
+/**
+ * Any job given up on, kept twice: a DeadLetter row (the dashboard, replay) and a
+ * dead-letter queue copy (visible in Bull Board even when the row could not be
+ * written because the database is down). Returns the row id when there is one.
+ */
+export async function keepDeadLetter(
+  deps: Pick<IngestDeps, 'db' | 'queues' | 'log'>,
+  job: Job,
+  what: { sourceId: string | null; formId: string | null; error: string },
+): Promise<string | undefined> {
   let deadLetterId: string | undefined;
   try {
     deadLetterId = String(
       await recordDeadLetter(deps.db, {
         queue: job.queueName, jobName: job.name, jobId: job.id ?? null,
-        sourceId: first?.sourceId ?? null, formId: first?.formId ?? null,
-        payload: job.data, error, attempts: job.attemptsMade + 1,
+        sourceId: what.sourceId, formId: what.formId,
+        payload: job.data, error: what.error, attempts: job.attemptsMade + 1,
       }),
     );
   } catch (dbErr) {
@@ -106,12 +125,12 @@ export async function deadLetter(deps: Pick<IngestDeps, 'db' | 'queues' | 'log' 
   await deps.queues.deadLetter.add(
     DeadLetter.name,
     DeadLetter.payload.parse({
-      queue: job.queueName, jobName: job.name, jobId: job.id, data: job.data, error,
+      queue: job.queueName, jobName: job.name, jobId: job.id, data: job.data, error: what.error,
       attemptsMade: job.attemptsMade + 1, failedAt: new Date().toISOString(), deadLetterId,
     }),
     DeadLetter.options,
   );
-  deps.log.error({ jobId: job.id, deadLetterId, error, records: data.submissions?.length }, 'ingest job dead-lettered');
+  return deadLetterId;
 }
 
 /**
@@ -160,6 +179,9 @@ export function createIngestProcessor(deps: IngestDeps) {
     try {
       const { ok, bad, unfit, typeChanges } = await storeIsolatingPoison(deps.db, batch, tables);
       await countIssues(deps, parsed.data.runId, unfit ?? 0, typeChanges ?? []);
+      if (deps.afterCommit && ok.length) {
+        await deps.afterCommit(ok).catch((err: unknown) => deps.log.warn({ jobId: job.id, err: message(err) }, 'after-commit step failed (attachments not queued for this batch)'));
+      }
       for (const [l, n] of countBy(ok, (s) => ({ source: s.sourceId, form: s.formId, via: s.via }))) deps.metrics?.recordsLoaded.inc(l, n);
       timer({ outcome: bad.length ? 'poison' : 'ok' });
       if (bad.length === 0) return { loaded: ok.length, poison: 0, unfit };

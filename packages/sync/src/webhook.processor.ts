@@ -2,10 +2,11 @@ import type { Job } from 'bullmq';
 import type { FieldsyncConfig } from '@fieldsync/config';
 import { WebhookBodyError, readWebhookBody, webhookFormat, type WebhookReading } from '@fieldsync/connectors';
 import { FormDefinition, type FormField } from '@fieldsync/model';
-import { recordDeadLetter, type Database } from '@fieldsync/db';
-import { DeadLetter, IngestBatch, UnparsedWebhook, ingestJobOptions, type Queues, type UnparsedWebhookData } from '@fieldsync/queues';
+import type { Database } from '@fieldsync/db';
+import { IngestBatch, UnparsedWebhook, ingestJobOptions, type Queues, type UnparsedWebhookData } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import type { LoaderMetrics } from '@fieldsync/metrics';
+import { keepDeadLetter } from './ingest.processor.ts';
 
 export interface UnparsedWebhookDeps {
   db: Database;
@@ -92,27 +93,9 @@ async function deadLetterBody(deps: UnparsedWebhookDeps, job: Job, reason: strin
   const d = job.data as Partial<UnparsedWebhookData>;
   const error = `webhook body not understood: ${reason}`;
   deps.metrics?.deadLetters.inc({ source: typeof d.sourceId === 'string' ? d.sourceId.slice(0, 64) : 'unknown' });
-  let deadLetterId: string | undefined;
-  try {
-    deadLetterId = String(
-      await recordDeadLetter(deps.db, {
-        queue: job.queueName, jobName: job.name, jobId: job.id ?? null,
-        sourceId: typeof d.sourceId === 'string' ? d.sourceId.slice(0, 64) : null, formId: d.hints?.formId?.slice(0, 191) ?? null,
-        payload: job.data, error, attempts: job.attemptsMade + 1,
-      }),
-    );
-  } catch (dbErr) {
-    // The queue copy below still makes it visible and replayable.
-    deps.log.error({ err: dbErr, jobId: job.id }, 'could not write DeadLetter row');
-  }
-  await deps.queues.deadLetter.add(
-    DeadLetter.name,
-    DeadLetter.payload.parse({
-      queue: job.queueName, jobName: job.name, jobId: job.id, data: job.data, error,
-      attemptsMade: job.attemptsMade + 1, failedAt: new Date().toISOString(), deadLetterId,
-    }),
-    DeadLetter.options,
-  );
+  const deadLetterId = await keepDeadLetter(deps, job, {
+    sourceId: typeof d.sourceId === 'string' ? d.sourceId.slice(0, 64) : null, formId: d.hints?.formId?.slice(0, 191) ?? null, error,
+  });
   deps.log.warn({ jobId: job.id, deadLetterId, sourceId: d.sourceId, reason }, 'webhook body dead-lettered');
   return deadLetterId ?? 'queue-only';
 }
