@@ -1,6 +1,6 @@
 /** The admin operations behind both the JSON API and the status page. */
 import type { Job } from 'bullmq';
-import type { FieldsyncConfig } from '@fieldsync/config';
+import { sourceForms, type FieldsyncConfig } from '@fieldsync/config';
 import { decodeDeadLetterPayload, type Database } from '@fieldsync/db';
 import { PollForm, type Queues } from '@fieldsync/queues';
 import { replayDeadLetters } from '@fieldsync/sync';
@@ -68,12 +68,13 @@ export async function getDeadLetter(db: Database, id: string): Promise<DeadLette
 export async function triggerSync(queues: Pick<Queues, 'poll'>, config: FieldsyncConfig, sourceId: string, formId: string, mode: 'poll' | 'sweep' | 'backfill') {
   const source = config.sources.find((s) => s.id === sourceId);
   if (!source) throw new AdminError(404, 'unknown_source', `no source "${sourceId}" is configured`);
-  if (source.forms !== '*' && !source.forms.includes(formId)) throw new AdminError(404, 'unknown_form', `source "${sourceId}" does not sync form "${formId}"`);
+  const configured = sourceForms(source);
+  if (configured !== '*' && !configured.includes(formId)) throw new AdminError(404, 'unknown_form', `source "${sourceId}" does not sync form "${formId}"`);
   const job = await queues.poll.add(PollForm.name, PollForm.payload.parse({ sourceId, formId, mode }), PollForm.options);
   return { jobId: String(job.id), sourceId, formId, mode };
 }
 
-export async function replay(db: Database, queues: Pick<Queues, 'ingest' | 'deadLetter'>, config: FieldsyncConfig, ids?: string[]) {
+export async function replay(db: Database, queues: Pick<Queues, 'ingest' | 'deadLetter' | 'attachments'>, config: FieldsyncConfig, ids?: string[]) {
   return { replayed: await replayDeadLetters(db, queues, { ids: ids?.map(parseId), ingest: config.ingest }) };
 }
 

@@ -46,7 +46,7 @@ function committed(dialect: Dialect): { name: string; sha256: string }[] {
     .map((name) => ({ name, sha256: createHash('sha256').update(readFileSync(path.join(dir, name, 'migration.sql'))).digest('hex') }));
 }
 
-const MODEL_TABLES = ['Submission', 'SupersededVersion', 'SyncState', 'SyncRun', 'DeadLetter', 'FormSchema'];
+const MODEL_TABLES = ['Submission', 'SupersededVersion', 'SyncState', 'SyncRun', 'DeadLetter', 'FormSchema', 'Attachment'];
 
 describe.each<Dialect>(['postgresql', 'mysql'])('migration runner on %s', (dialect) => {
   const q = (name: string) => (dialect === 'postgresql' ? `"${name}"` : `\`${name}\``);

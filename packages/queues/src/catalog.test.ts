@@ -55,7 +55,7 @@ describe('queues on a real Redis', () => {
     const keys = await redis.keys(`${settings.prefix}:*`);
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.some((k) => k.startsWith(`${settings.prefix}:ingest:`))).toBe(true);
-    expect(keys.filter((k) => !/^[^:]+:(ingest|poll|dead-letter):/.test(k))).toEqual([]);
+    expect(keys.filter((k) => !/^[^:]+:(ingest|poll|dead-letter|attachments):/.test(k))).toEqual([]);
     await expect(drained(queues.ingest, 300)).rejects.toThrow(/did not drain/);
     await queues.ingest.obliterate({ force: true });
     await drained(queues.ingest, 1000);

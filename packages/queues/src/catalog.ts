@@ -10,6 +10,8 @@ export const QUEUE = {
   poll: 'poll',
   ingest: 'ingest',
   deadLetter: 'dead-letter',
+  /** Media files copied to storage: their own queue, so slow downloads never delay the data. */
+  attachments: 'attachments',
 } as const;
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
 
@@ -121,6 +123,59 @@ export const DiscoverForms = job({
   options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000, jitter: 0.5 }, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } },
   timeoutMs: 300_000,
 });
+
+/**
+ * One attachment file to copy to storage (Kobo: its `download_url`; ODK: the
+ * attachment's path under the submission). One job per file, so a file that
+ * keeps failing is dead-lettered alone.
+ */
+export const AttachmentFile = job({
+  queue: QUEUE.attachments,
+  name: 'attachment-file',
+  payload: z.object({
+    sourceId: z.string(),
+    formId: z.string(),
+    /** The record's key (Kobo `_id`, ODK `__id`). */
+    key: z.string(),
+    /** The file name as the record's answer holds it. */
+    name: z.string().min(1),
+    /** Absolute URL to download from. */
+    url: z.url(),
+    questionPath: z.string().nullable().default(null),
+    mimeType: z.string().nullable().default(null),
+  }),
+  options: {
+    attempts: 5,
+    backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 },
+    removeOnComplete: { count: 1_000, age: 24 * 3600 },
+    removeOnFail: { count: 10_000 },
+  },
+  timeoutMs: 600_000,
+});
+
+/**
+ * ODK: list one submission's attachments and enqueue a file job for each that
+ * is uploaded and not yet stored. Retried (with backoff) while Central says
+ * fewer are present than expected.
+ */
+export const AttachmentList = job({
+  queue: QUEUE.attachments,
+  name: 'attachment-list',
+  payload: z.object({
+    sourceId: z.string(),
+    formId: z.string(),
+    key: z.string(),
+  }),
+  options: {
+    attempts: 8,
+    backoff: { type: 'exponential', delay: 30_000, jitter: 0.5 },
+    removeOnComplete: { count: 1_000, age: 24 * 3600 },
+    removeOnFail: { count: 10_000 },
+  },
+  timeoutMs: 60_000,
+});
+export type AttachmentFileData = z.infer<typeof AttachmentFile.payload>;
+export type AttachmentListData = z.infer<typeof AttachmentList.payload>;
 
 /** An ingest job whose attempts are spent: kept for operators to inspect and replay. */
 export const DeadLetter = job({

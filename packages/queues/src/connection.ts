@@ -38,7 +38,7 @@ export function createQueues(settings: QueueSettings, connection: Redis, onError
     if (onError) q.on('error', onError);
     return q;
   };
-  const queues = { poll: make(QUEUE.poll), ingest: make(QUEUE.ingest), deadLetter: make(QUEUE.deadLetter) };
+  const queues = { poll: make(QUEUE.poll), ingest: make(QUEUE.ingest), deadLetter: make(QUEUE.deadLetter), attachments: make(QUEUE.attachments) };
   return {
     ...queues,
     async close() {

@@ -1,5 +1,5 @@
 import type { Database } from '@fieldsync/db';
-import type { FieldsyncConfig } from '@fieldsync/config';
+import { sourceForms, type FieldsyncConfig } from '@fieldsync/config';
 import type { Queues } from '@fieldsync/queues';
 import type { CountableQueue, LastSuccess } from '@fieldsync/metrics';
 
@@ -8,7 +8,7 @@ export const DEFAULT_METRICS_PORT = { loader: 9464, poller: 9465 } as const;
 
 /** The queues whose depth an app reports. */
 export function queueList(q: Queues): CountableQueue[] {
-  return [q.poll, q.ingest, q.deadLetter];
+  return [q.poll, q.ingest, q.deadLetter, q.attachments];
 }
 
 /**
@@ -20,7 +20,7 @@ export function queueList(q: Queues): CountableQueue[] {
  */
 export async function lastSuccessfulRuns(db: Database, config?: FieldsyncConfig): Promise<LastSuccess[]> {
   const forms = new Map<string, { sourceId: string; formId: string }>();
-  for (const s of config?.sources ?? []) for (const f of Array.isArray(s.forms) ? s.forms : []) forms.set(`${s.id}\0${f}`, { sourceId: s.id, formId: f });
+  for (const s of config?.sources ?? []) for (const f of [sourceForms(s)].flatMap((fs) => (Array.isArray(fs) ? fs : []))) forms.set(`${s.id}\0${f}`, { sourceId: s.id, formId: f });
   for (const r of await db.prisma.syncState.findMany({ select: { sourceId: true, formId: true } })) forms.set(`${r.sourceId}\0${r.formId}`, r);
   const out: LastSuccess[] = [];
   for (const { sourceId, formId } of forms.values()) {

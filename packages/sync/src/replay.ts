@@ -1,6 +1,6 @@
 import type { Database } from '@fieldsync/db';
 import { decodeDeadLetterPayload, markDeadLetterReplayed } from '@fieldsync/db';
-import { IngestBatch, UnparsedWebhook, ingestJobOptions, type DeadLetterData, type Queues } from '@fieldsync/queues';
+import { AttachmentFile, AttachmentList, IngestBatch, UnparsedWebhook, ingestJobOptions, type DeadLetterData, type Queues } from '@fieldsync/queues';
 import type { CanonicalSubmission } from '@fieldsync/model';
 
 export interface ReplayOptions {
@@ -16,9 +16,9 @@ export interface ReplayOptions {
  * `via: replay`; a kept webhook body comes back whole, to be read again with
  * the loader's current config. Replayed jobs get the configured retry policy.
  * Without `ids`, also replays queue-only dead letters (no table row).
- * Returns the number of records (and webhook bodies) re-enqueued.
+ * Returns the number of records (and webhook bodies, attachment files) re-enqueued.
  */
-export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'ingest' | 'deadLetter'>, opts: ReplayOptions = {}): Promise<number> {
+export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'ingest' | 'deadLetter' | 'attachments'>, opts: ReplayOptions = {}): Promise<number> {
   const jobOptions = opts.ingest ? ingestJobOptions(opts.ingest) : IngestBatch.options;
   const rows = await db.prisma.deadLetter.findMany({
     where: { replayedAt: null, ...(opts.ids ? { id: { in: opts.ids } } : {}) },
@@ -26,6 +26,14 @@ export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'inge
   });
   const queued = await queues.deadLetter.getJobs(['waiting', 'delayed', 'failed', 'completed']);
   const resend = async (jobName: string, data: unknown): Promise<number> => {
+    // A file (or an ODK listing) goes back on the attachment queue, alone; no job id, so the failed original does not absorb it.
+    for (const def of [AttachmentFile, AttachmentList]) {
+      if (jobName !== def.name) continue;
+      const body = def.payload.safeParse(data);
+      if (!body.success) return 0;
+      await queues.attachments.add(def.name, body.data, def.options);
+      return 1;
+    }
     if (jobName === UnparsedWebhook.name) {
       const body = UnparsedWebhook.payload.safeParse(data);
       if (!body.success) return 0;

@@ -5,6 +5,7 @@ import { KoboStore, type KoboAnswers, type KoboRecord } from './kobo.records.ts'
 import type { KoboChoices, KoboNode } from './kobo.form.ts';
 import { createKoboApp, type KoboFault, type KoboRequestLog, type KoboServerState } from './kobo.server.ts';
 import { sendKoboRestService, type KoboDeliveryResult, type KoboRestService } from './kobo.sender.ts';
+import { FileFaults } from '../attachments.ts';
 
 export { KoboStore, submissionTime, type KoboAnswers, type KoboAsset, type KoboRecord, type KoboVersion } from './kobo.records.ts';
 export { SURVEY as KOBO_SURVEY, KOBO_CHOICES, KOBO_TRANSLATIONS, koboQuestion, findKoboNode, cloneSurvey, type KoboNode, type KoboQuestion, type KoboSection, type KoboQuestionType, type KoboLabel, type KoboContent, type KoboChoices } from './kobo.form.ts';
@@ -48,6 +49,8 @@ export interface KoboSimulator {
   clearRequests(): void;
   /** The next requests (one each, in order, any path) answer with these faults. */
   failNext(...faults: KoboFault[]): void;
+  /** The next `times` downloads of the attachment with this file name answer `status` (default 500). */
+  failFile(name: string, times: number, status?: number): void;
   /** Adds a survey asset; returns its uid. */
   addAsset(o?: { uid?: string; name?: string }): string;
   /** Redeploys a form; later records and edits carry the new `__version__`. Returns the version uid. */
@@ -90,7 +93,7 @@ export async function startKoboSimulator(opts: KoboSimulatorOptions = {}): Promi
     firstId: opts.firstId ?? 1,
     startTime: opts.startTime ?? new Date(Date.now() - 30 * 86_400_000),
   });
-  const state: KoboServerState = { store, token: opts.token ?? 'kobo-sim-token', faults: [], log: [], publicUrl: opts.publicUrl, embeddedVersions: opts.embeddedVersions };
+  const state: KoboServerState = { store, token: opts.token ?? 'kobo-sim-token', faults: [], log: [], publicUrl: opts.publicUrl, embeddedVersions: opts.embeddedVersions, fileFaults: new FileFaults() };
   const server: Server = await new Promise((resolve, reject) => {
     const s = createKoboApp(state).listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve(s));
     s.once('error', reject);
@@ -129,6 +132,7 @@ export async function startKoboSimulator(opts: KoboSimulatorOptions = {}): Promi
     },
     clearRequests: () => void (state.log.length = 0),
     failNext: (...faults) => void state.faults.push(...faults),
+    failFile: (name, times, status) => state.fileFaults!.fail(name, times, status),
     addAsset: (o = {}) => {
       const uid = store.addAsset(o).uid;
       assetUids.push(uid);

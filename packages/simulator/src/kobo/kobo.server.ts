@@ -2,6 +2,7 @@ import express, { type Request, type Response, type NextFunction } from 'express
 import { matches, parseFields, parseQuery, parseSort, project, QueryError, sortDocs } from './kobo.query.ts';
 import { createHash } from 'node:crypto';
 import type { KoboAsset, KoboStore, KoboVersion } from './kobo.records.ts';
+import { attachmentBytes, type FileFaults } from '../attachments.ts';
 
 /** A canned answer for the next request (rate limit, outage, slowness). */
 export interface KoboFault {
@@ -35,6 +36,8 @@ export interface KoboServerState {
   publicUrl?: string;
   /** Deployed versions embedded in the asset detail (default 100, like kpi's DEFAULT_API_PAGE_SIZE). */
   embeddedVersions?: number;
+  /** Failures served for attachment downloads, by file name. */
+  fileFaults?: FileFaults;
 }
 
 export const DEFAULT_LIMIT = 100;
@@ -254,6 +257,19 @@ export function createKoboApp(state: KoboServerState): express.Express {
       previous: start > 0 ? link(Math.max(start - limit, 0)) : null,
       results: rows.slice(start, start + limit).map((r) => project(r, fields)),
     });
+  });
+
+  // An attachment's download_url: kpi streams the file itself (no redirect); bytes are deterministic per file name.
+  app.get('/api/v2/assets/:uid/data/:id/attachments/:attUid/', (req, res) => {
+    const a = surveyOr404(req, res);
+    if (!a) return;
+    const rec = a.records.get(Number(req.params.id));
+    const att = (rec?._attachments as { uid: string; is_deleted: boolean; mimetype: string; media_file_basename: string }[] | undefined)?.find((x) => x.uid === req.params.attUid);
+    if (!att || att.is_deleted) return detail(res, 404, 'Not found.');
+    const fault = state.fileFaults?.take(att.media_file_basename);
+    if (fault !== undefined) return detail(res, fault, 'Simulated fault.');
+    const bytes = attachmentBytes(att.media_file_basename);
+    res.status(200).set({ 'content-type': att.mimetype, 'content-length': String(bytes.length), 'content-disposition': `attachment; filename=${att.media_file_basename}` }).end(bytes);
   });
 
   app.get('/api/v2/assets/:uid/data/:id/', (req, res) => {

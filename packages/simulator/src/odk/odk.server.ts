@@ -16,6 +16,7 @@ import {
   type Filter,
 } from './odk.odata.ts';
 import { formFields, xform } from './odk.xform.ts';
+import { FileFaults, attachmentBytes, md5Hex, type BlobHost } from '../attachments.ts';
 
 export interface OdkSimulatorOptions {
   /** Default 0: any free port. */
@@ -44,6 +45,11 @@ export interface OdkSimulatorOptions {
   submissions?: number;
   /** Clock (ms) for every timestamp the simulator sets. Default Date.now. */
   now?: () => number;
+  /**
+   * Keep attachment blobs "in S3": file downloads answer 307 to a presigned URL on
+   * this host (as Central does with S3 blob storage) instead of the bytes.
+   */
+  blobs?: BlobHost;
 }
 
 /** A failure served instead of the next matching request. */
@@ -145,6 +151,8 @@ export class OdkSimulator {
   private readonly now: () => number;
   private seq = 0;
   private generated = 0;
+  private readonly fileFaults = new FileFaults();
+  private readonly pendingUploads = new Set<string>();
 
   private constructor(private readonly opts: OdkSimulatorOptions) {
     this.projectId = opts.projectId ?? 1;
@@ -328,6 +336,17 @@ export class OdkSimulator {
     this.requests.length = 0;
   }
 
+  /** The next `times` downloads of the attachment with this file name answer `status` (default 500). */
+  failFile(name: string, times: number, status = 500): void {
+    this.fileFaults.fail(name, times, status);
+  }
+
+  /** Collect has not uploaded this file yet: listed with `exists: false`, its download 404s (until uploaded). */
+  holdUpload(name: string, held = true): void {
+    if (held) this.pendingUploads.add(name);
+    else this.pendingUploads.delete(name);
+  }
+
   // -------------------------------------------------------------------------
   // State helpers
 
@@ -462,6 +481,31 @@ export class OdkSimulator {
       const p = params(req);
       res.type('application/xml').send(published(p[0]!, p[1]!).xml);
     });
+    // Attachments: the list `[{name, exists}]`, and each file with `ETag: "<md5>"` (304 on If-None-Match),
+    // or a 307 to a presigned URL when blobs live "in S3" (`blobs`).
+    const submissionOf = (p: Record<string, string>): SimSubmission => {
+      const s = published(p[0]!, p[1]!).byId.get(decodeURIComponent(p[2]!));
+      if (!s || s.deletedAt !== null) throw problems.notFound();
+      return s;
+    };
+    app.get(/^\/v1\/projects\/(\d+)\/forms\/([^/]+)\/submissions\/([^/]+)\/attachments$/, (req, res) => {
+      const p = params(req);
+      const s = submissionOf(p);
+      res.json(imageFiles(published(p[0]!, p[1]!).fields, s.answers).map((name) => ({ name, exists: !this.pendingUploads.has(name) })));
+    });
+    app.get(/^\/v1\/projects\/(\d+)\/forms\/([^/]+)\/submissions\/([^/]+)\/attachments\/([^/]+)$/, (req, res) => {
+      const p = params(req);
+      const s = submissionOf(p);
+      const name = decodeURIComponent(p[3]!);
+      if (!imageFiles(published(p[0]!, p[1]!).fields, s.answers).includes(name) || this.pendingUploads.has(name)) throw problems.notFound();
+      const fault = this.fileFaults.take(name);
+      if (fault !== undefined) return void res.status(fault).json({ message: `Simulated failure ${fault}`, code: fault });
+      const bytes = attachmentBytes(name);
+      const etag = `"${md5Hex(bytes)}"`;
+      if (req.headers['if-none-match'] === etag) return void res.status(304).setHeader('ETag', etag).end();
+      if (this.opts.blobs) return void res.redirect(307, this.opts.blobs.presign(bytes, 'image/jpeg'));
+      res.status(200).set({ 'content-type': 'image/jpeg', 'content-length': String(bytes.length), etag }).end(bytes);
+    });
     app.get(/^\/v1\/projects\/(\d+)\/forms\/([^/]+)$/, (req, res) => {
       const p = params(req);
       const form = this.forms.get(`${p[0]}/${decodeURIComponent(p[1]!)}`);
@@ -550,6 +594,18 @@ export class OdkSimulator {
     if (isTrue(q.$count)) body['@odata.count'] = matching.length;
     return body;
   }
+}
+
+/** File names of answered image questions, repeats included, in document order. */
+function imageFiles(fields: OdkField[], answers: OdkAnswers): string[] {
+  const out: string[] = [];
+  for (const f of fields) {
+    const v = (answers as Record<string, unknown>)[f.name];
+    if (f.type === 'image' && typeof v === 'string' && v) out.push(v);
+    else if (f.type === 'group' && v && typeof v === 'object') out.push(...imageFiles(f.children ?? [], v as OdkAnswers));
+    else if (f.type === 'repeat' && Array.isArray(v)) for (const e of v) out.push(...imageFiles(f.children ?? [], e as OdkAnswers));
+  }
+  return [...new Set(out)];
 }
 
 export const startOdkSimulator = (opts?: OdkSimulatorOptions): Promise<OdkSimulator> => OdkSimulator.start(opts);

@@ -72,3 +72,9 @@ export type DeadLetter = Prisma.DeadLetterModel
  * Form definitions by version, as the source published them.
  */
 export type FormSchema = Prisma.FormSchemaModel
+/**
+ * Model Attachment
+ * One attachment file copied to storage: where it is and its content hash. A file is
+ * downloaded once: a row here means it is stored (typed tables JOIN on it for `<q>_stored`).
+ */
+export type Attachment = Prisma.AttachmentModel

@@ -56,7 +56,8 @@ export const ModelName = {
   SyncState: 'SyncState',
   SyncRun: 'SyncRun',
   DeadLetter: 'DeadLetter',
-  FormSchema: 'FormSchema'
+  FormSchema: 'FormSchema',
+  Attachment: 'Attachment'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -163,6 +164,24 @@ export const FormSchemaScalarFieldEnum = {
 } as const
 
 export type FormSchemaScalarFieldEnum = (typeof FormSchemaScalarFieldEnum)[keyof typeof FormSchemaScalarFieldEnum]
+
+
+export const AttachmentScalarFieldEnum = {
+  id: 'id',
+  sourceId: 'sourceId',
+  formId: 'formId',
+  submissionKey: 'submissionKey',
+  name: 'name',
+  questionPath: 'questionPath',
+  mimeType: 'mimeType',
+  size: 'size',
+  sha256: 'sha256',
+  etag: 'etag',
+  location: 'location',
+  storedAt: 'storedAt'
+} as const
+
+export type AttachmentScalarFieldEnum = (typeof AttachmentScalarFieldEnum)[keyof typeof AttachmentScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -275,4 +294,19 @@ export const FormSchemaOrderByRelevanceFieldEnum = {
 } as const
 
 export type FormSchemaOrderByRelevanceFieldEnum = (typeof FormSchemaOrderByRelevanceFieldEnum)[keyof typeof FormSchemaOrderByRelevanceFieldEnum]
+
+
+export const AttachmentOrderByRelevanceFieldEnum = {
+  sourceId: 'sourceId',
+  formId: 'formId',
+  submissionKey: 'submissionKey',
+  name: 'name',
+  questionPath: 'questionPath',
+  mimeType: 'mimeType',
+  sha256: 'sha256',
+  etag: 'etag',
+  location: 'location'
+} as const
+
+export type AttachmentOrderByRelevanceFieldEnum = (typeof AttachmentOrderByRelevanceFieldEnum)[keyof typeof AttachmentOrderByRelevanceFieldEnum]
 
