@@ -11,6 +11,8 @@ import { z } from 'zod';
 export const FieldType = z.enum([
   'integer', 'decimal', 'text', 'select_one', 'select_multiple',
   'date', 'time', 'datetime', 'boolean',
+  /** A date and time without a zone (Socrata `calendar_date`, a "floating timestamp"): stored as written, never shifted. */
+  'timestamp_local',
   'geopoint', 'geotrace', 'geoshape',
   /** image/audio/video/file: the answer is a file name. */
   'binary',
@@ -72,9 +74,11 @@ export const FormDefinition = z.object({
   /**
    * How records of this form spell paths: `kobo` = flat keys joined by `/`
    * (repeat entries are objects whose keys are full paths); `odk` = nested
-   * objects per group, repeat entries nested the same way and carrying `__id`.
+   * objects per group, repeat entries nested the same way and carrying `__id`;
+   * `flat` = plain JSON records (Socrata rows, REST APIs): a field is a top-level
+   * key, a field inside a group a key of the nested object (read like `odk`).
    */
-  shape: z.enum(['kobo', 'odk']),
+  shape: z.enum(['kobo', 'odk', 'flat']),
   languages: z.array(z.string()),
   fields: z.array(FormField),
   choices: z.array(Choice),

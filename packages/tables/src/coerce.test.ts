@@ -1,9 +1,19 @@
 /** Kobo strings and ODK typed JSON go through the same coercions and come out equal. */
 import { describe, expect, it } from 'vitest';
-import { BAD, boolean, date, decimal, integer, point, text, time, timestamp } from './coerce.ts';
+import { BAD, boolean, date, decimal, integer, point, text, time, timestamp, timestampLocal } from './coerce.ts';
 import { IDENT_LIMIT, shorten, slug, uniqueName } from './ident.ts';
 
 describe('coercion', () => {
+  it('keeps a floating timestamp (Socrata calendar_date) as written, shifting nothing', () => {
+    expect(timestampLocal('2014-10-13T00:00:00.000', 'postgresql')).toBe('2014-10-13T00:00:00.000');
+    expect(timestampLocal('2014-10-13T23:59:58.5', 'mysql')).toBe('2014-10-13 23:59:58.500');
+    expect(timestampLocal('2014-10-13', 'mysql')).toBe('2014-10-13 00:00:00.000');
+    expect(timestampLocal('2014-10-13T10:00:00+02:00', 'postgresql')).toBe('2014-10-13T08:00:00.000Z');
+    expect(timestampLocal('2014-02-30T00:00:00', 'postgresql')).toBe(BAD);
+    expect(timestampLocal('2014-10-13T25:00:00', 'postgresql')).toBe(BAD);
+    expect(timestampLocal(20141013, 'postgresql')).toBe(BAD);
+  });
+
   it('reads Kobo strings and ODK numbers as the same value', () => {
     expect(integer('41')).toBe('41');
     expect(integer(41)).toBe('41');

@@ -10,7 +10,7 @@ export const BAD = Symbol('bad');
 export type Out = string | boolean | null | typeof BAD;
 
 /** What a column stores, independent of the database. */
-export type Storage = 'bigint' | 'numeric' | 'text' | 'boolean' | 'date' | 'time' | 'timestamp';
+export type Storage = 'bigint' | 'numeric' | 'text' | 'boolean' | 'date' | 'time' | 'timestamp' | 'timestamp_local';
 
 /** MySQL DECIMAL(38,12): at most 26 digits before the point. */
 const MAX_INT_DIGITS = 26;
@@ -101,6 +101,23 @@ export function timestamp(v: unknown, dialect: Dialect): Out {
   return dialect === 'postgresql' ? iso : iso.replace('T', ' ').replace('Z', '');
 }
 
+/**
+ * A date and time without a zone (Socrata's floating timestamps), kept as written:
+ * no zone is assumed, so nothing shifts. A zoned value is read as an instant and kept in UTC.
+ */
+export function timestampLocal(v: unknown, dialect: Dialect): Out {
+  if (empty(v)) return null;
+  if (typeof v !== 'string') return BAD;
+  const s = v.trim();
+  if (/(?:[zZ]|[+-]\d{2}:?\d{2})$/.test(s)) return timestamp(s, dialect);
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?$/.exec(s);
+  if (!m || date(s) === BAD) return BAD;
+  const [h, mi, se] = [Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0)];
+  if (h > 23 || mi > 59 || se > 59) return BAD;
+  const ms = (m[7] ?? '').slice(0, 3).padEnd(3, '0');
+  return `${m[1]}-${m[2]}-${m[3]}${dialect === 'postgresql' ? 'T' : ' '}${pad(h)}:${pad(mi)}:${pad(se)}.${ms}`;
+}
+
 /** Time of day as written (the offset, if any, is dropped: a time has no date to anchor it). */
 export function time(v: unknown): Out {
   if (empty(v)) return null;
@@ -128,6 +145,7 @@ export function coerce(storage: Storage, v: unknown, dialect: Dialect): Out {
     case 'date': return date(v);
     case 'time': return time(v);
     case 'timestamp': return timestamp(v, dialect);
+    case 'timestamp_local': return timestampLocal(v, dialect);
     case 'text': return text(v);
   }
 }
@@ -156,6 +174,6 @@ export function point(v: unknown): Point | null | typeof BAD {
 }
 
 export const SQL_TYPE: Record<Dialect, Record<Storage, string>> = {
-  postgresql: { bigint: 'bigint', numeric: 'numeric', text: 'text', boolean: 'boolean', date: 'date', time: 'time', timestamp: 'timestamptz' },
-  mysql: { bigint: 'BIGINT', numeric: 'DECIMAL(38,12)', text: 'MEDIUMTEXT', boolean: 'BOOLEAN', date: 'DATE', time: 'TIME(3)', timestamp: 'DATETIME(3)' },
+  postgresql: { bigint: 'bigint', numeric: 'numeric', text: 'text', boolean: 'boolean', date: 'date', time: 'time', timestamp: 'timestamptz', timestamp_local: 'timestamp' },
+  mysql: { bigint: 'BIGINT', numeric: 'DECIMAL(38,12)', text: 'MEDIUMTEXT', boolean: 'BOOLEAN', date: 'DATE', time: 'TIME(3)', timestamp: 'DATETIME(3)', timestamp_local: 'DATETIME(3)' },
 };

@@ -72,7 +72,7 @@ export interface LogicalPlan {
 
 export const STORAGE_OF: Partial<Record<FieldType, Storage>> = {
   integer: 'bigint', decimal: 'numeric', text: 'text', select_one: 'text', select_multiple: 'text',
-  date: 'date', time: 'time', datetime: 'timestamp', boolean: 'boolean',
+  date: 'date', time: 'time', datetime: 'timestamp', timestamp_local: 'timestamp_local', boolean: 'boolean',
   geotrace: 'text', geoshape: 'text', binary: 'text',
 };
 
@@ -147,7 +147,8 @@ export function logicalPlan(defs: FormDefinition[], opts: PlanOptions = {}): Log
         const label = labelOf(f.labels, lang);
         const common = { tableId: node.tableId, path, fieldType: f.type, label };
         if (f.type === 'geopoint') {
-          const cols = GEO_PARTS.map((p) => addColumn({ ...common, part: p, storage: 'numeric' }, `${base}_${p}`));
+          // Plain JSON sources (Socrata points) carry no altitude or accuracy: latitude and longitude only.
+          const cols = (def.shape === 'flat' ? GEO_PARTS.slice(0, 2) : GEO_PARTS).map((p) => addColumn({ ...common, part: p, storage: 'numeric' }, `${base}_${p}`));
           node.leaves.push({ kind: 'geopoint', path: f.path, rel, key: path, cols, storage: 'numeric' });
         } else if (f.type === 'binary') {
           const cols = [addColumn({ ...common, part: '', storage }, base)];
