@@ -9,7 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { Redis } from 'ioredis';
 import { ConfigError, loadConfig, loadEnv, type FieldsyncConfig, type InfraEnv, type SourceConfig } from '@fieldsync/config';
-import { AuthError, createConnector } from '@fieldsync/connectors';
+import { AuthError, createConnector, credentialKey } from '@fieldsync/connectors';
 import { dialectOf, loadMigrations, openDatabase } from '@fieldsync/db';
 import { safeUrl } from '@fieldsync/logger';
 import { isAccessDenied } from '@fieldsync/sync';
@@ -114,7 +114,11 @@ function readable(detail: string): string {
 export async function checkSource(source: SourceConfig, index: number, raw: unknown): Promise<CheckLine> {
   const subject = `source ${source.id}`;
   const probe = createConnector({ ...source, pageSize: 1, http: CHECK_HTTP } as SourceConfig);
-  const credential = source.kind === 'kobo' ? 'token' : 'session' in source.auth ? 'auth.session.email/password' : 'auth.basic.email/password';
+  const credential =
+    source.kind === 'kobo' ? 'token'
+    : source.kind === 'rest' ? credentialKey(source.auth)
+    : source.kind === 'socrata' ? 'appToken'
+    : 'session' in source.auth ? 'auth.session.email/password' : 'auth.basic.email/password';
   let form: string | undefined;
   try {
     const forms = await withTimeout(probe.listForms(), 'listing forms');

@@ -34,7 +34,7 @@ export const FormStatus = z
   .object({
     sourceId: z.string(),
     formId: z.string(),
-    kind: z.enum(['kobo', 'odk']),
+    kind: z.enum(['kobo', 'odk', 'rest', 'socrata']),
     /** Newest poll (or backfill: both advance the cursor). */
     lastPoll: SyncRun.nullable(),
     lastSweep: SyncRun.nullable(),
@@ -55,7 +55,7 @@ export type FormStatus = z.infer<typeof FormStatus>;
 export const SourceStatus = z
   .object({
     id: z.string(),
-    kind: z.enum(['kobo', 'odk']),
+    kind: z.enum(['kobo', 'odk', 'rest', 'socrata']),
     baseUrl: z.string(),
     /** Configured forms, or "*" when the forms are discovered from the project. */
     formsConfigured: z.union([z.array(z.string()), z.literal('*')]),

@@ -6,7 +6,7 @@
  * `fieldsync status` terminal verb.
  */
 import type { Queue } from 'bullmq';
-import type { FieldsyncConfig, SourceConfig } from '@fieldsync/config';
+import { sourceForms, type FieldsyncConfig, type SourceConfig } from '@fieldsync/config';
 import type { Database } from '@fieldsync/db';
 import { discoverSchedulerId, schedulerId, type DeadLetterData } from '@fieldsync/queues';
 import type { FormStatus, SourceStatus, StatusResponse, SyncRun } from './schemas.ts';
@@ -102,14 +102,15 @@ export async function collectStatus(deps: StatusDeps): Promise<SourceStatus[]> {
   const out: SourceStatus[] = [];
   for (const source of config.sources) {
     let forms: string[];
-    if (source.forms === '*') {
+    const configured = sourceForms(source);
+    if (configured === '*') {
       // Discovered forms: whatever has a scheduler, a cursor or rows.
       const found = new Set<string>();
       for (const s of schedulers) for (const mode of ['poll', 'sweep']) if (s.key.startsWith(`${mode}:${source.id}:`)) found.add(s.key.slice(mode.length + source.id.length + 2));
       for (const s of states) if (s.sourceId === source.id) found.add(s.formId);
       for (const g of rowGroups) if (g.sourceId === source.id) found.add(g.formId);
       forms = [...found].sort();
-    } else forms = source.forms;
+    } else forms = configured;
     const ctx = { rows, dead, next };
     const formStatuses = await Promise.all(forms.map((f) => formStatus(db, source, f, ctx)));
     const lastDiscovery = await db.prisma.syncRun.findFirst({ where: { sourceId: source.id, mode: 'discover' }, orderBy: { id: 'desc' }, select: RUN_SELECT });
@@ -121,7 +122,7 @@ export async function collectStatus(deps: StatusDeps): Promise<SourceStatus[]> {
       id: source.id,
       kind: source.kind,
       baseUrl: source.baseUrl,
-      formsConfigured: source.forms,
+      formsConfigured: configured,
       forms: formStatuses,
       lastDiscovery: lastDiscovery ? toRun(lastDiscovery) : null,
       nextDiscovery: nd ? new Date(nd).toISOString() : null,

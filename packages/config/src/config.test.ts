@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { ConfigError, loadConfig, loadEnv, parseConfig, type FieldsyncConfig } from './index.ts';
+import { ConfigError, loadConfig, loadEnv, parseConfig, sourceForms, type FieldsyncConfig } from './index.ts';
 
 const ENV = { KOBO_TOKEN: 'kobo-secret-token', KOBO_HOOK_PASSWORD: 'hook-pw', ODK_PASSWORD: 'odk-pw' };
 
@@ -211,7 +211,7 @@ describe('configuration errors name the file and the exact key', () => {
       .toEqual(['sources[0].webhook.basic.password: Invalid input: expected string, received undefined']);
     expect(problems(errorOf(config(kobo('kobo', '    webhook: {}\n'))))).toEqual(['sources[0].webhook: expected exactly one of "token", "basic", "hmac"']);
     expect(problems(errorOf(config(odk('https://central.example.org', 'sesion'))))).toEqual(['sources[0].auth: expected exactly one of "session", "basic"']);
-    expect(problems(errorOf(config(kobo().replace('kind: kobo', 'kind: socrata'))))[0]).toMatch(/^sources\[0\]\.kind: /);
+    expect(problems(errorOf(config(kobo().replace('kind: kobo', 'kind: airtable'))))[0]).toMatch(/^sources\[0\]\.kind: /);
   });
 
   it('every problem at once, and YAML syntax errors with their line', () => {
@@ -266,14 +266,18 @@ describe('infrastructure environment', () => {
 describe('fieldsync.config.example.yaml', () => {
   const file = fileURLToPath(new URL('../../../fieldsync.config.example.yaml', import.meta.url));
   const text = readFileSync(file, 'utf8');
-  const env = { KOBO_TOKEN: 't', KOBO_HOOK_PASSWORD: 'p', ODK_PASSWORD: 'o' };
+  const env = { KOBO_TOKEN: 't', KOBO_HOOK_PASSWORD: 'p', ODK_PASSWORD: 'o', SOCRATA_APP_TOKEN: 's', CALLS_PASSWORD: 'c' };
 
   it('parses, with the environment variables it references set', () => {
     const c = loadConfig(file, env);
-    expect(c.sources.map((s) => [s.id, s.kind])).toEqual([['kobo-eu', 'kobo'], ['odk', 'odk']]);
-    const [k, o] = c.sources;
+    expect(c.sources.map((s) => [s.id, s.kind])).toEqual([['kobo-eu', 'kobo'], ['odk', 'odk'], ['seattle', 'socrata'], ['calls', 'rest']]);
+    const [k, o, so] = c.sources;
+    const rest = c.sources[3];
+    expect(rest).toMatchObject({ auth: { login: { password: 'c', tokenPath: 'data.access_token' } }, dictionarySchedule: { every: 21_600_000 } });
+    expect(rest && sourceForms(rest)).toEqual(['agents', 'tags', 'conversations']);
+    expect(so).toMatchObject({ datasets: ['jguv-t9rb'], appToken: 's', pageSize: 10_000, updatedColumn: ':updated_at', sweep: { every: 86_400_000 } });
     expect(k).toMatchObject({ token: 't', poll: { every: 300_000 }, webhook: { basic: { password: 'p' } } });
-    expect(k!.forms).toHaveLength(2);
+    expect(sourceForms(k!)).toHaveLength(2);
     expect(k!.sweep.cron ?? k!.sweep.every).toBeTruthy();
     expect(o).toMatchObject({ projectId: 1, forms: '*', poll: { every: 60_000 }, auth: { session: { password: 'o' } } });
   });

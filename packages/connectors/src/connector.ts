@@ -50,13 +50,20 @@ export interface SourceConnector {
    * and versions with what we store: edits, deletions, restores.
    */
   sweep(formId: string, stored: ReadonlyMap<string, StoredVersion>, opts?: { signal?: AbortSignal }): AsyncIterable<SweepPage>;
+  /**
+   * A backfill (`sync --initialize`) is a full reload: after a complete walk the
+   * runner marks deleted every stored record the walk did not return (Socrata).
+   */
+  readonly reconcileOnBackfill?: boolean;
   /** Gives back what the connector holds at the source (an ODK session): one-off runs call it when done. */
   close?(): Promise<void>;
   /**
    * Normalised definitions of the form's deployed (Kobo) / published (ODK)
    * versions whose version is not in `known` (all when omitted), oldest first.
+   * `stored` reads the definitions already stored: a connector that infers them
+   * from the data (REST) starts from those, so it never narrows a type.
    */
-  formDefinitions?(formId: string, opts?: { known?: ReadonlySet<string>; signal?: AbortSignal }): Promise<FormDefinition[]>;
+  formDefinitions?(formId: string, opts?: { known?: ReadonlySet<string>; signal?: AbortSignal; stored?: () => Promise<FormDefinition[]> }): Promise<FormDefinition[]>;
   /** The form version a record says it was filled in with (Kobo `__version__`, ODK `__system.formVersion`). */
   formVersionOf?(submission: CanonicalSubmission): string | undefined;
 }

@@ -3,6 +3,8 @@ import type { Logger } from '@fieldsync/logger';
 import type { SourceConnector, WebhookParser, XmlWebhookParser } from './connector.ts';
 import { KoboConnector, parseKoboWebhook, parseKoboXmlWebhook } from './kobo/index.ts';
 import { OdkConnector } from './odk/index.ts';
+import { SocrataConnector } from './socrata/index.ts';
+import { RestConnector } from './rest/index.ts';
 
 export interface ConnectorDeps {
   logger?: Logger;
@@ -17,6 +19,10 @@ export function createConnector(source: SourceConfig, deps: ConnectorDeps = {}):
       return new KoboConnector(source, deps);
     case 'odk':
       return new OdkConnector(source, deps);
+    case 'socrata':
+      return new SocrataConnector(source, deps);
+    case 'rest':
+      return new RestConnector(source, deps);
   }
 }
 

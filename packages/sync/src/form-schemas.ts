@@ -1,5 +1,5 @@
 import type { CanonicalSubmission } from '@fieldsync/model';
-import { knownFormVersions, saveFormSchemas, type Database } from '@fieldsync/db';
+import { knownFormVersions, loadFormSchemas, saveFormSchemas, type Database } from '@fieldsync/db';
 import { AuthError, type SourceConnector } from '@fieldsync/connectors';
 import type { Logger } from '@fieldsync/logger';
 
@@ -61,7 +61,7 @@ export async function refreshFormSchemas(db: Database, connector: SourceConnecto
   if (!opts.force && known.size > 0 && now() - s.checkedAt < (opts.minIntervalMs ?? FORM_SCHEMA_INTERVAL_MS)) return { added: [], known, skipped: 'recent' };
   // A failing source is asked again after the interval, not on every poll.
   s.checkedAt = now();
-  const defs = await connector.formDefinitions(formId, { known, signal: opts.signal });
+  const defs = await connector.formDefinitions(formId, { known, signal: opts.signal, stored: () => loadFormSchemas(db, connector.sourceId, formId) });
   await saveFormSchemas(db, defs);
   for (const d of defs) known.add(d.version);
   return { added: defs.map((d) => d.version), known };

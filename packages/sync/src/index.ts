@@ -9,3 +9,4 @@ export * from './webhook.processor.ts';
 export * from './runtime.ts';
 export * from './form-schemas.ts';
 export * from './observability.ts';
+export * from './test-mode.ts';

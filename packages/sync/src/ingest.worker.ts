@@ -35,6 +35,8 @@ export interface IngestWorkerOptions extends WorkerTiming {
   maxStalledCount?: number;
   /** Prometheus metrics of the loader; absent = not recorded. */
   metrics?: IngestDeps['metrics'];
+  /** After each committed batch (attachment jobs). */
+  afterCommit?: IngestDeps['afterCommit'];
 }
 
 const STALLED = /stalled more than allowable limit/;

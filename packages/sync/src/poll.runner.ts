@@ -1,6 +1,6 @@
 import type { CanonicalSubmission } from '@fieldsync/model';
 import { loadCursor, saveCursor, resetCursor, startRun, finishRun, progressRun, closeStaleRuns, storedVersions, type Database, type Cursor } from '@fieldsync/db';
-import { AuthError, type SourceConnector } from '@fieldsync/connectors';
+import { AuthError, tombstonesFor, type SourceConnector } from '@fieldsync/connectors';
 import { IngestBatch, type Queues } from '@fieldsync/queues';
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from '@fieldsync/logger';
@@ -155,7 +155,10 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
         req.onProgress?.({ ...progress });
       }
     } else {
+      // A reloading backfill remembers every key it read, to mark the rest deleted once the walk is complete.
+      const seen = mode === 'backfill' && connector.reconcileOnBackfill ? new Set<string>() : undefined;
       for await (const page of connector.pull(formId, from, { via: mode, signal: req.signal })) {
+        if (seen) for (const s of page.submissions) seen.add(s.key);
         progress.fetched += page.submissions.length;
         if (page.total !== undefined) progress.total = page.total;
         // Definitions of versions these records carry go in before the records do: the loader types them with their own layout.
@@ -167,6 +170,14 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
         }
         beat.page();
         req.onProgress?.({ ...progress });
+      }
+      if (seen) {
+        // Rows are replaced in place as the reload's batches load, so a reader never sees
+        // the dataset emptied; only the rows the source no longer has go, as tombstones
+        // enqueued after every page (disjoint keys: no batch of this run can revive them).
+        const gone = tombstonesFor(sourceId, formId, await storedVersions(db, sourceId, formId), seen);
+        progress.enqueued += await enqueue(deps, gone, runId);
+        if (gone.length) log.info({ sourceId, formId, deleted: gone.length }, 'backfill reload: rows gone at the source marked deleted');
       }
     }
     await beat.stop();

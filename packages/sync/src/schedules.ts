@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { FieldsyncConfig, Schedule, SourceConfig } from '@fieldsync/config';
+import { formSchedules, sourceForms, type FieldsyncConfig, type Schedule, type SourceConfig } from '@fieldsync/config';
 import { PollForm, DiscoverForms, schedulerId, discoverSchedulerId } from '@fieldsync/queues';
 
 function repeatOf(s: Schedule) {
@@ -9,7 +9,7 @@ function repeatOf(s: Schedule) {
 /** Registers (or updates) the poll and sweep schedulers of one form. */
 export async function scheduleForm(pollQueue: Queue, source: SourceConfig, formId: string): Promise<void> {
   for (const mode of ['poll', 'sweep'] as const) {
-    await pollQueue.upsertJobScheduler(schedulerId(source.id, formId, mode), repeatOf(mode === 'poll' ? source.poll : source.sweep), {
+    await pollQueue.upsertJobScheduler(schedulerId(source.id, formId, mode), repeatOf(formSchedules(source, formId)[mode]), {
       name: PollForm.name,
       data: { sourceId: source.id, formId, mode },
       opts: PollForm.options,
@@ -38,19 +38,20 @@ export async function scheduleDiscoveredForms(pollQueue: Queue, source: SourceCo
 export async function syncSchedules(pollQueue: Queue, config: FieldsyncConfig): Promise<string[]> {
   const wanted = new Set<string>();
   for (const source of config.sources) {
-    if (source.forms === '*') {
+    const forms = sourceForms(source);
+    if (forms === '*') {
       const id = discoverSchedulerId(source.id);
       wanted.add(id);
       await pollQueue.upsertJobScheduler(id, repeatOf(source.poll), { name: DiscoverForms.name, data: { sourceId: source.id }, opts: DiscoverForms.options });
     } else {
-      for (const formId of source.forms) {
+      for (const formId of forms) {
         await scheduleForm(pollQueue, source, formId);
         wanted.add(schedulerId(source.id, formId, 'poll'));
         wanted.add(schedulerId(source.id, formId, 'sweep'));
       }
     }
   }
-  const discovered = new Set(config.sources.filter((s) => s.forms === '*').map((s) => s.id));
+  const discovered = new Set(config.sources.filter((s) => sourceForms(s) === '*').map((s) => s.id));
   for (const s of await pollQueue.getJobSchedulers(0, -1)) {
     const id = s.key;
     if (wanted.has(id)) continue;
