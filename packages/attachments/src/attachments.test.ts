@@ -23,6 +23,7 @@ import { openHarness, testLog as log, until, type Harness } from '@fieldsync/syn
 import { replayDeadLetters, runPoll } from '@fieldsync/sync';
 import type { CanonicalSubmission } from '@fieldsync/model';
 import type { Dialect } from '@fieldsync/db';
+import { TypedTables } from '@fieldsync/tables';
 import { enqueueAttachments, startAttachmentWorker } from './attachments.ts';
 
 const ODK_FORM = {
@@ -127,6 +128,24 @@ describe.each<Dialect>(['postgresql', 'mysql'])('attachments to object storage o
       c.destroy();
     }
   };
+  /** Per file question of one typed row: [file name, `<question>_stored`], tables and columns found through the data dictionary. */
+  const typedFiles = async (sourceId: string, key: string): Promise<[unknown, unknown][]> => {
+    const dict = dialect === 'postgresql' ? 'fieldsync._fieldsync_columns' : '_fieldsync_columns';
+    const cols = await h.db.sql.query<{ path: string; part: string; table_name: string; column_name: string }>(
+      `SELECT path, part, table_name, column_name FROM ${dict} WHERE source_id = ? AND field_type = 'binary' AND part IN ('', 'stored')`, [sourceId],
+    );
+    const out: [unknown, unknown][] = [];
+    for (const name of cols.filter((c) => c.part === '')) {
+      const stored = cols.find((c) => c.path === name.path && c.part === 'stored')!;
+      const table = dialect === 'postgresql' ? `fieldsync."${name.table_name}"` : `\`${name.table_name}\``;
+      const [row] = await h.db.sql.query<{ n: unknown; s: unknown }>(`SELECT ${name.column_name} AS n, ${stored.column_name} AS s FROM ${table} WHERE _key = ?`, [key]);
+      if (row) out.push([row.n, row.s]);
+    }
+    return out.sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  };
+  /** What the typed table must show: each stored file's name and location. */
+  const attachmentCells = async (sourceId: string, key: string) =>
+    (await rows(sourceId)).filter((r) => r.submissionKey === key).map((r) => [r.name, r.location]);
   const koboDownloads = () => kobo.requests.filter((r) => r.path.includes('/attachments/'));
   const odkAttachmentCalls = () => odk.requests.filter((r) => r.path.includes('/attachments'));
 
@@ -159,6 +178,23 @@ describe.each<Dialect>(['postgresql', 'mysql'])('attachments to object storage o
     expect(await h.db.prisma.submission.count({ where: { sourceId: { in: ['kobo', 'odk'] } } })).toBe(2);
   });
 
+  it('the typed tables show each stored location next to the file name (the row was typed before the file arrived); a rebuild gives the same', async () => {
+    const kobKey = String(kobo.records(asset)[0]!._id);
+    const odkKey = (await rows('odk'))[0]!.submissionKey;
+    const want = { kobo: await attachmentCells('kobo', kobKey), odk: await attachmentCells('odk', odkKey) };
+    expect(want.kobo).toHaveLength(2);
+    expect(want.odk).toHaveLength(2);
+    // Filled by the attachment worker: the loader had typed these rows before any file was stored.
+    expect(await typedFiles('kobo', kobKey)).toEqual(want.kobo);
+    expect(await typedFiles('odk', odkKey)).toEqual(want.odk);
+    // A rebuild from Submission + Attachment gives the same cells.
+    const tables = new TypedTables(dialect, { refreshMs: 0 });
+    await tables.rebuild(h.db, 'kobo', asset);
+    await tables.rebuild(h.db, 'odk', ODK_FORM.xmlFormId);
+    expect(await typedFiles('kobo', kobKey)).toEqual(want.kobo);
+    expect(await typedFiles('odk', odkKey)).toEqual(want.odk);
+  });
+
   it('a re-sync (a full backfill re-reading every record) downloads nothing', async () => {
     kobo.clearRequests();
     odk.clearRequests();
@@ -171,6 +207,10 @@ describe.each<Dialect>(['postgresql', 'mysql'])('attachments to object storage o
     expect(odkAttachmentCalls()).toHaveLength(0);
     expect(blobs.requests.length).toBe(before);
     expect(await h.db.prisma.attachment.count({ where: { sourceId: { in: ['kobo', 'odk'] } } })).toBe(4);
+    // The loader rewrote the typed rows with the files already recorded: their locations stay (looked up in the same batch).
+    for (const r of await h.db.prisma.attachment.findMany({ where: { sourceId: { in: ['kobo', 'odk'] } } })) {
+      expect(await typedFiles(r.sourceId, r.submissionKey)).toContainEqual([r.name, r.location]);
+    }
     // A job that still gets through (a replay, a race) finds the row and skips the download.
     const again = kobo.records(asset).map((r) => ({ sourceId: 'kobo', formId: asset, key: String(r._id), deleted: false, data: r }) as unknown as CanonicalSubmission);
     expect(await enqueueAttachments({ db: h.db, queues: h.queues, config, log }, again)).toBe(0);

@@ -16,6 +16,7 @@ import type { Database } from '@fieldsync/db';
 import { keepDeadLetter } from '@fieldsync/sync';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission } from '@fieldsync/model';
+import { typedTablesFromConfig, type TypedTables } from '@fieldsync/tables';
 import {
   AttachmentFile, AttachmentList, QUEUE, createRedis,
   type AttachmentFileData, type AttachmentListData, type Queues, type QueueSettings,
@@ -181,6 +182,8 @@ export interface AttachmentWorkerDeps {
   concurrency?: number;
   /** Storage per source; default opened from config. Tests pass their own. */
   storage?: (sourceId: string) => AttachmentStorage;
+  /** Typed tables whose `<question>_stored` cells follow each stored file; null = off; absent = from `config`. */
+  tables?: Pick<TypedTables, 'applyKeys'> | null;
 }
 
 export type FileOutcome = 'stored' | 'skipped' | 'gone';
@@ -189,6 +192,7 @@ export type FileOutcome = 'stored' | 'skipped' | 'gone';
 export function createAttachmentProcessor(deps: Omit<AttachmentWorkerDeps, 'settings' | 'concurrency'>) {
   const clients = new Map<string, SourceClient>();
   const stores = new Map<string, AttachmentStorage>();
+  const tables = deps.tables !== undefined ? deps.tables : typedTablesFromConfig(deps.config, deps.db.dialect, deps.log);
   const source = (id: string): { src: SourceConfig; settings: AttachmentSettings } => {
     const src = deps.config.sources.find((s) => s.id === id);
     if (!src) throw new UnrecoverableError(`unknown source "${id}" (not in the loader's config)`);
@@ -252,6 +256,11 @@ export function createAttachmentProcessor(deps: Omit<AttachmentWorkerDeps, 'sett
       sha256: hasher.hash.digest('hex'), etag: opened.etag, location, storedAt: new Date(),
     };
     await deps.db.prisma.attachment.upsert({ where, create: { sourceId: d.sourceId, formId: d.formId, submissionKey: d.key, name: d.name, ...row }, update: row });
+    // The typed row was usually written before the file arrived: rewrite it so it shows the location.
+    // The analyst layer never fails a stored file: on error the cell stays empty until the next write or a rebuild.
+    await tables?.applyKeys(deps.db, d.sourceId, d.formId, [d.key]).catch((err: unknown) => {
+      deps.log.error({ sourceId: d.sourceId, formId: d.formId, key: d.key, err: message(err) }, 'typed tables: stored location not written to the typed row (run tables rebuild)');
+    });
     deps.log.debug({ sourceId: d.sourceId, key: d.key, name: d.name, size: hasher.size, location }, 'attachment stored');
     return 'stored';
   };

@@ -22,7 +22,7 @@ export interface ColumnSpec {
   ident: string;
   tableId: string;
   path: string;
-  /** `` for the answer itself; `latitude` … for geopoints, `url` for attachments, `choice:<name>` per choice. */
+  /** `` for the answer itself; `latitude` … for geopoints, `stored`/`url` for attachments, `choice:<name>` per choice. */
   part: string;
   storage: Storage;
   fieldType: FieldType;
@@ -40,7 +40,7 @@ export interface Leaf {
   rel: string[];
   /** `path` joined by `/`: the Kobo record key, computed once. */
   key: string;
-  /** Column idents, in the order the kind fills them. */
+  /** Column idents, in the order the kind fills them (binary: name, stored location, Kobo URL). */
   cols: string[];
   storage: Storage;
   choices?: string[];
@@ -152,6 +152,8 @@ export function logicalPlan(defs: FormDefinition[], opts: PlanOptions = {}): Log
           node.leaves.push({ kind: 'geopoint', path: f.path, rel, key: path, cols, storage: 'numeric' });
         } else if (f.type === 'binary') {
           const cols = [addColumn({ ...common, part: '', storage }, base)];
+          // Where the attachment worker stored the file (Attachment.location), next to its name.
+          cols.push(addColumn({ ...common, part: 'stored', storage: 'text', label: `${label} (stored)` }, `${base}_stored`));
           // Kobo records list each file's download URL; ODK records do not.
           if (def.shape === 'kobo') cols.push(addColumn({ ...common, part: 'url', storage: 'text', label: `${label} (URL)` }, `${base}_url`));
           node.leaves.push({ kind: 'binary', path: f.path, rel, key: path, cols, storage });

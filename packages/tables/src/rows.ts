@@ -66,14 +66,21 @@ function attachmentUrl(data: Obj, leaf: Leaf, fileName: string): string | null {
   return null;
 }
 
+/** Where attachment files were stored, by `<submission key>\0<file name>` (the Attachment table). */
+export type StoredLocations = ReadonlyMap<string, string>;
+
+export const locationKey = (submissionKey: string, name: string): string => `${submissionKey}\0${name}`;
+
 /** Child keys stay short enough for the key column; a very deep path is hashed. */
 function childKey(parentKey: string, name: string, index: number): string {
   const k = `${parentKey}/${name}[${index}]`;
   return k.length <= 500 ? k : `${parentKey.slice(0, 400)}/${hash8(k)}${hash8(`${k}#`)}`;
 }
 
-export function typedRows(plan: Plan, stored: StoredRow[], dialect: Dialect): TypedRows {
+export function typedRows(plan: Plan, stored: StoredRow[], dialect: Dialect, locations: StoredLocations = new Map()): TypedRows {
   const out: TypedRows = { rows: new Map(plan.tables.map((t) => [t.id, []])), unfit: 0 };
+  // The submission being typed: attachments are recorded per submission, whatever repeat entry holds the file.
+  let rootKey = '';
   // `values` holds the system columns first: the table's columns start at `base`.
   let base = 0;
   const put = (table: PhysTable, values: unknown[], col: string, v: Out) => {
@@ -115,7 +122,9 @@ export function typedRows(plan: Plan, stored: StoredRow[], dialect: Dialect): Ty
         case 'binary': {
           const name = coerce('text', raw, dialect);
           put(table, values, leaf.cols[0]!, name);
-          if (leaf.cols[1] && typeof name === 'string') put(table, values, leaf.cols[1], attachmentUrl(data, leaf, name));
+          if (typeof name !== 'string') break;
+          if (leaf.cols[1]) put(table, values, leaf.cols[1], locations.get(locationKey(rootKey, name)) ?? null);
+          if (leaf.cols[2]) put(table, values, leaf.cols[2], attachmentUrl(data, leaf, name));
           break;
         }
         case 'multi': {
@@ -156,6 +165,7 @@ export function typedRows(plan: Plan, stored: StoredRow[], dialect: Dialect): Ty
     const spec = (formVersion !== null && plan.logical.versions.get(formVersion)) || plan.logical.latest;
     const validation = isObj(data._validation_status) ? data._validation_status.uid : undefined;
     const review = str(validation ?? system.reviewState);
+    rootKey = s.key;
     const values: unknown[] = [s.key, s.version, instant(s.submittedAt, dialect), instant(s.updatedAt, dialect), Boolean(s.deleted), formVersion, review];
     for (let c = 0; c < parent.columns.length; c++) values.push(null);
     fill(spec.root, data, data, spec, parent, values, SYSTEM_PARENT.length);

@@ -301,8 +301,11 @@ export async function planForm(sql: Sql, t: Target, defs: FormDefinition[], opts
   if (fresh.length) {
     await sql.execute(`INSERT INTO ${rel(t, d.versions)} (source_id, form_id, version) VALUES ${fresh.map(() => '(?, ?, ?)').join(', ')}`, fresh.flatMap((v) => [sourceId, formId, v]));
   }
+  // A `_stored` column new to a file question whose name column (`<path>##text`) existed (an upgrade of fieldsync):
+  // rows typed before it lack the locations a rebuild would show, whatever their version.
+  const storedAdded = newCols.some((c) => c.part === 'stored' && colByHash.has(sha1(`${c.path}##text`)));
   return { sourceId, formId, target: t, logical, tables: logical.tables.map((s) => tables.get(s.id)!), byId: tables, added,
-    refresh: mine.size === 0 ? { except: null } : fresh.length ? { except: known.map((k) => k.version) } : null,
+    refresh: mine.size === 0 || storedAdded ? { except: null } : fresh.length ? { except: known.map((k) => k.version) } : null,
   };
 }
 

@@ -210,7 +210,22 @@ export class TypedTables {
     this.log.error({ sourceId: f.sourceId, formId: f.formId, err: err instanceof Error ? err.message : String(err) }, 'typed tables: could not write this form\'s typed rows; raw rows load, the form is rewritten once this works again (or run tables rebuild)');
   }
 
-  /** `tables rebuild`: the source's forms (or one), from `Submission`. */
+  /**
+   * Rewrites the typed rows of a few submissions from `Submission` + `Attachment`, in a
+   * transaction of their own: the attachment worker calls it once it has recorded a file,
+   * so `<question>_stored` shows the location even when the typed row was written first.
+   * Returns the submissions written (0: typed tables off, no definition, or no such row).
+   */
+  async applyKeys(db: Database, sourceId: string, formId: string, keys: string[]): Promise<number> {
+    if (!this.enabledFor(sourceId) || keys.length === 0) return 0;
+    const plan = await this.plan(db, sourceId, formId);
+    if (!plan) return 0;
+    // Locking read: waits for an ingest transaction rewriting the same submission, then sees its row.
+    const r = await db.transaction((sql) => applyTypedRows(sql, plan, keys, { lock: true }));
+    return r.records;
+  }
+
+  /** `tables rebuild`: the source's forms (or one), from `Submission` (file locations from `Attachment`). */
   async rebuild(db: Database, sourceId: string, formId?: string): Promise<(RebuildResult & { formId: string; tables: string[] })[]> {
     if (!this.enabledFor(sourceId)) throw new Error(`typed tables are switched off for source "${sourceId}" (tables.enabled in the config)`);
     const forms = formId

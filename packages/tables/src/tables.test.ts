@@ -360,4 +360,36 @@ describe.each(['postgresql', 'mysql'] as const)('typed tables on %s', (dialect) 
     await new TypedTables(dialect, { refreshMs: 0, sources: { kobo: { choiceColumns: true } } }).rebuild(db, 'kobo', formId);
     expect(await dump(db, 'late_form')).toEqual(before);
   });
+
+  it('a file recorded in Attachment shows its location in <question>_stored, whether recorded before or after the typed row; a rebuild gives the same', async () => {
+    const formId = 'aFiles';
+    await storeDefinition(db, definition({ sourceId: 'kobo', formId, shape: 'kobo', title: 'Files form' }));
+    const withPhoto = Array.from({ length: 40 }, (_, i) => household(i + 1)).filter((x) => x.photo).slice(0, 3);
+    const [a, b, c] = withPhoto.map((x) => ({ key: String(x.id), name: x.photo!, location: `s3://media/kobo/${formId}/${x.id}/${x.photo}` }));
+    const record = (f: typeof a) => db.prisma.attachment.create({ data: { sourceId: 'kobo', formId, submissionKey: f!.key, name: f!.name, size: 3n, sha256: '0'.repeat(64), location: f!.location, storedAt: new Date() } });
+    const cells = async () => db.sql.query<{ k: string; p: string | null; s: string | null }>(`SELECT _key AS k, hh__photo AS p, hh__photo_stored AS s FROM ${rel(dialect, 'files_form')} ORDER BY _key`);
+    await load(db, tables, withPhoto.slice(0, 2).map((x) => submission('kobo', formId, String(x.id), koboRecord(x))));
+    expect((await cells()).map((r) => r.s)).toEqual([null, null]);
+    // The usual order: typed row first, then the attachment worker records the file and re-applies that key.
+    await record(a);
+    expect(await tables.applyKeys(db, 'kobo', formId, [a!.key])).toBe(1);
+    // The other order: the file is already recorded when the loader types the row (looked up in the batch).
+    await record(c);
+    await load(db, tables, [submission('kobo', formId, c!.key, koboRecord(withPhoto[2]!))]);
+    const want = [a, b, c].map((f) => ({ k: f!.key, p: f!.name, s: f === b ? null : f!.location })).sort((x, y) => (x.k < y.k ? -1 : 1));
+    expect(await cells()).toEqual(want);
+    // The column sits next to the file name, named in the data dictionary like any other.
+    const cols = Object.keys(await columnsOf(db, 'files_form'));
+    const [dict] = await db.sql.query<{ c: string; l: string }>(`SELECT column_name AS c, label AS l FROM ${rel(dialect, '_fieldsync_columns')} WHERE source_id = 'kobo' AND form_id = ? AND path = 'hh/photo' AND part = 'stored'`, [formId]);
+    expect(dict).toEqual({ c: 'hh__photo_stored', l: 'Photo of the house (stored)' });
+    if (dialect === 'mysql') expect(cols.indexOf('hh__photo_stored')).toBe(cols.indexOf('hh__photo') + 1); // information_schema order is ordinal on MySQL
+    const before = await dump(db, 'files_form');
+    await new TypedTables(dialect, { refreshMs: 0, sources: { kobo: { choiceColumns: true } } }).rebuild(db, 'kobo', formId);
+    expect(await dump(db, 'files_form')).toEqual(before);
+    // Tables typed by a fieldsync without the column: it is added and every row rewritten at the next planning.
+    await db.sql.execute(`ALTER TABLE ${rel(dialect, 'files_form')} DROP COLUMN hh__photo_stored`);
+    await db.sql.execute(`DELETE FROM ${rel(dialect, '_fieldsync_columns')} WHERE source_id = 'kobo' AND form_id = ? AND part = 'stored'`, [formId]);
+    await new TypedTables(dialect, { refreshMs: 0, sources: { kobo: { choiceColumns: true } } }).plan(db, 'kobo', formId);
+    expect(await dump(db, 'files_form')).toEqual(before);
+  });
 });

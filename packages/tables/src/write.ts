@@ -7,7 +7,7 @@
 import type { Database, Dialect, Sql } from '@fieldsync/db';
 import { SQL_TYPE } from './coerce.ts';
 import { q } from './ident.ts';
-import { typedRows, type StoredRow } from './rows.ts';
+import { locationKey, typedRows, type StoredLocations, type StoredRow } from './rows.ts';
 import { SYSTEM_CHILD, SYSTEM_PARENT, rel, type Plan, type PhysTable } from './schema.ts';
 
 /** Statements must stay well under MySQL's max_allowed_packet (16 MiB by default on MariaDB). */
@@ -95,10 +95,31 @@ async function deleteIn(sql: Sql, plan: Plan, table: PhysTable, column: string, 
   }
 }
 
+/**
+ * Where the files of these submissions were stored: one query per batch (the Attachment
+ * table's unique key leads with sourceId, formId, submissionKey), none for forms without files.
+ */
+async function storedLocations(sql: Sql, plan: Plan, stored: StoredRow[]): Promise<StoredLocations> {
+  const out = new Map<string, string>();
+  if (stored.length === 0 || !plan.logical.columns.some((c) => c.part === 'stored')) return out;
+  const k = (c: string) => (plan.target.dialect === 'postgresql' ? `"${c}"` : `\`${c}\``);
+  const keys = stored.map((s) => s.key);
+  for (let i = 0; i < keys.length; i += KEY_CHUNK) {
+    const part = keys.slice(i, i + KEY_CHUNK);
+    const rows = await sql.query<{ k: string; n: string; l: string }>(
+      `SELECT ${k('submissionKey')} AS k, ${k('name')} AS n, ${k('location')} AS l FROM ${k('Attachment')}
+WHERE ${k('sourceId')} = ? AND ${k('formId')} = ? AND ${k('submissionKey')} IN (${part.map(() => '?').join(', ')})`,
+      [plan.sourceId, plan.formId, ...part],
+    );
+    for (const r of rows) out.set(locationKey(r.k, r.n), r.l);
+  }
+  return out;
+}
+
 /** Writes typed rows for `stored`; `keys` = those already in the typed tables, whose rows are replaced. */
 async function write(sql: Sql, plan: Plan, stored: StoredRow[], keys: string[] = []): Promise<ApplyResult> {
   const d = plan.target.dialect;
-  const typed = typedRows(plan, stored, d);
+  const typed = typedRows(plan, stored, d, await storedLocations(sql, plan, stored));
   let childRows = 0;
   for (const table of plan.tables) {
     const rows = typed.rows.get(table.id)!;
@@ -211,7 +232,7 @@ export interface RebuildResult extends ApplyResult {
 const REBUILD_PAGE = 2000;
 
 /**
- * Empties the form's typed tables and refills them from `Submission`, in one
+ * Empties the form's typed tables and refills them from `Submission` (file locations from `Attachment`), in one
  * transaction, reading it in keyset pages and writing multi-row statements.
  */
 export async function rebuildForm(db: Database, plan: Plan): Promise<RebuildResult> {
