@@ -9,8 +9,8 @@ import { pathToFileURL } from 'node:url';
 
 export const USAGE = `usage: fieldsync <verb> [options]      (fieldsync <verb> --help for its options)
 
-  demo [--keep-running] [--kobo N] [--odk N]
-                     sync simulated Kobo + ODK data into local PostgreSQL
+  demo [--keep-running] [--kobo N] [--odk N] [--socrata N]
+                     sync simulated Kobo + ODK + Socrata data into local PostgreSQL
   test               the whole test suite (real PostgreSQL, MariaDB, Redis)
   check              validate the config; try every source, the database and Redis
   status             per source and form: last poll/sweep, rows, dead letters, errors
@@ -18,10 +18,14 @@ export const USAGE = `usage: fieldsync <verb> [options]      (fieldsync <verb> -
   start <app>        run ingress, poller or loader in the foreground
   sync --source S [--form F] [--initialize | --sweep]
                      poll, sweep or backfill now
+  sync --source S --test-mode [--limit 200] [--write]
+                     preview what a sync would load; writes nothing without --write
   replay [--id N ... | --all]
                      re-enqueue dead letters
   tables rebuild --source S [--form F]
                      refill the typed analyst tables from the raw rows
+  bench [--n N] [--json FILE] [--quick]
+                     throughput, latency and memory next to the database's bulk load
 
 Configuration: FIELDSYNC_CONFIG (the config file), DATABASE_URL, REDIS_URL and
 the variables the config file names (e.g. KOBO_TOKEN).`;
@@ -35,10 +39,10 @@ work within SHUTDOWN_TIMEOUT_S):
   loader    stores ingest batches; run as many as you like
 Exit 2 on a config error.`;
 
-const DEMO_USAGE = `usage: fieldsync demo [--keep-running] [--kobo N] [--odk N]
+const DEMO_USAGE = `usage: fieldsync demo [--keep-running] [--kobo N] [--odk N] [--socrata N]
 
-Starts built-in KoboToolbox and ODK Central simulators, the three apps and
-syncs N (default 3000 Kobo, 1500 ODK) simulated records into local PostgreSQL
+Starts built-in KoboToolbox, ODK Central and Socrata simulators, the three apps and
+syncs N (default 3000 Kobo, 1500 ODK, 51754 Socrata rows) simulated records into local PostgreSQL
 (DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/fieldsync_demo).
 --keep-running keeps everything up afterwards. Installs pnpm, the
 dependencies and starts local services first if they are missing.`;
@@ -90,6 +94,12 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('@fieldsync/loader/replay')).run(rest);
     case 'tables':
       return (await import('@fieldsync/loader/tables')).run(rest);
+    case 'bench': {
+      // A child process: the benchmark starts and stops the apps and simulators itself.
+      const { spawnSync } = await import('node:child_process');
+      const script = new URL('../../../tools/bench/src/main.ts', import.meta.url);
+      return spawnSync(process.execPath, ['--import', 'tsx', script.pathname, ...rest], { stdio: 'inherit' }).status ?? 1;
+    }
     case 'start': {
       if (wantsHelp(rest)) return console.log(START_USAGE), 0;
       const app = rest[0] as (typeof APPS)[number] | undefined;
