@@ -3,12 +3,11 @@
  * numbers as the /admin page) as a terminal table, one row per source and form.
  */
 import { parseArgs } from 'node:util';
-import { loadConfig, loadEnv } from '@fieldsync/config';
 import { openDatabase } from '@fieldsync/db';
 import { statusResponse } from '@fieldsync/admin/status';
 import type { SourceStatus, SyncRun } from '@fieldsync/admin';
 import { createLogger, safeUrl } from '@fieldsync/logger';
-import { openQueues, queueSettings } from '@fieldsync/sync';
+import { loadCommandSettings, openQueues, queueSettings } from '@fieldsync/sync';
 
 export const STATUS_USAGE = `usage: fieldsync status [--json]
 
@@ -82,14 +81,9 @@ export async function run(argv: string[]): Promise<number> {
     console.log(STATUS_USAGE);
     return 0;
   }
-  let env, config;
-  try {
-    env = loadEnv();
-    config = loadConfig();
-  } catch (err) {
-    console.error(`status: ${(err as Error).message}`);
-    return 2;
-  }
+  const settings = loadCommandSettings('status');
+  if (!settings) return 2;
+  const { env, config } = settings;
   const log = createLogger('status', { level: 'silent' });
   const db = openDatabase(env.DATABASE_URL, { poolSize: 2, connectTimeoutMs: 5_000 });
   const q = openQueues(queueSettings(env), 'producer', log);

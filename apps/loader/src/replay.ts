@@ -1,9 +1,8 @@
 /** `./fieldsync replay [--id N ... | --all]`: re-enqueue dead-lettered batches after a fix. */
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { loadConfig, loadEnv } from '@fieldsync/config';
 import { createLogger } from '@fieldsync/logger';
-import { connect, replayDeadLetters } from '@fieldsync/sync';
+import { connect, loadCommandSettings, replayDeadLetters } from '@fieldsync/sync';
 
 export const REPLAY_USAGE = `usage: fieldsync replay [--id <deadLetterId> ... | --all]
 
@@ -34,14 +33,9 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`replay: --id takes a dead letter's numeric id, got "${bad}"`);
     return 2;
   }
-  let env, config;
-  try {
-    env = loadEnv();
-    config = loadConfig();
-  } catch (err) {
-    console.error(`replay: ${(err as Error).message}`);
-    return 2;
-  }
+  const settings = loadCommandSettings('replay');
+  if (!settings) return 2;
+  const { env, config } = settings;
   const c = await connect(env, createLogger('replay', { level: env.LOG_LEVEL }), { migrate: false, poolSize: 2 });
   try {
     // Replayed jobs retry as configured (ingest.attempts, ingest.backoffMs), like any other ingest job.

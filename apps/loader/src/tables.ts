@@ -5,10 +5,10 @@
  */
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { loadConfig, loadEnv } from '@fieldsync/config';
 import { openDatabase } from '@fieldsync/db';
 import { createLogger } from '@fieldsync/logger';
 import { typedTablesFromConfig } from '@fieldsync/tables';
+import { loadCommandSettings } from '@fieldsync/sync';
 
 export const TABLES_USAGE = `usage: fieldsync tables rebuild --source <sourceId> [--form <formId>]
 
@@ -32,14 +32,9 @@ export async function run(argv: string[]): Promise<number> {
     console.error(TABLES_USAGE);
     return 2;
   }
-  let env, config;
-  try {
-    env = loadEnv();
-    config = loadConfig();
-  } catch (err) {
-    console.error(`tables: ${(err as Error).message}`);
-    return 2;
-  }
+  const settings = loadCommandSettings('tables');
+  if (!settings) return 2;
+  const { env, config } = settings;
   if (!config.sources.some((s) => s.id === values.source)) {
     console.error(`tables: no source "${values.source}" in the config (known: ${config.sources.map((s) => s.id).join(', ')})`);
     return 2;

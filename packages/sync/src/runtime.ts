@@ -56,6 +56,19 @@ export function surviveDriverRejections(log: Logger): void {
   });
 }
 
+/**
+ * Env and config for a one-off command: null (the reason printed plainly, for the
+ * command to exit 2) instead of bootstrap's process exit, so a verb can clean up.
+ */
+export function loadCommandSettings(verb: string): { env: InfraEnv; config: FieldsyncConfig } | null {
+  try {
+    return { env: loadEnv(), config: loadConfig() };
+  } catch (err) {
+    console.error(`${verb}: ${(err as Error).message}`);
+    return null;
+  }
+}
+
 export interface QueueConnection {
   redis: Redis;
   queues: Queues;
