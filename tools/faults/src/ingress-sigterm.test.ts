@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createQueues, createRedis, type Queues } from '@fieldsync/queues';
 import { dropQueuePrefix, testQueueSettings } from '@fieldsync/queues/testing';
-import { freePort, sleep, startApp, stopAll, waitFor, writeConfig, type AppProcess } from './processes.ts';
+import { freePort, startApp, stopAll, waitFor, writeConfig, type AppProcess } from './processes.ts';
 
 const SENDERS = 16;
 /** Each sender stops after this many requests, whatever happens (bounded load). */
@@ -131,7 +131,8 @@ describe('SIGTERM to the ingress under 16 concurrent keep-alive senders', () => 
 
     expect(broken.map((e) => e.error)).toEqual([]);
     expect(answered.filter((o) => o.status !== 202 && o.status !== 503)).toEqual([]);
-    expect(outcomes.length - sigtermAt).toBeGreaterThan(0); // requests were in flight or arrived during shutdown
+    // Requests were in flight or arrived during shutdown, and were answered (a refused connection after the close does not count).
+    expect(outcomes.slice(sigtermAt).filter((o) => 'status' in o).length).toBeGreaterThan(0);
     expect(code).toBe(0);
     expect(ingress.output()).toMatch(/http connections drained/);
     // Every 202 is durably a job carrying that record.
@@ -140,6 +141,5 @@ describe('SIGTERM to the ingress under 16 concurrent keep-alive senders', () => 
     const jobs = await Promise.all(accepted.map((o) => queues.ingest.getJob(o.jobId!)));
     const missing = accepted.filter((o, i) => (jobs[i]?.data as { submissions?: { key: string }[] } | undefined)?.submissions?.[0]?.key !== o.key);
     expect(missing).toEqual([]);
-    await sleep(0);
   });
 });
