@@ -166,9 +166,8 @@ export async function checkDatabase(url: string): Promise<CheckLine> {
   try {
     const table = db.dialect === 'postgresql' ? '"_prisma_migrations"' : '`_prisma_migrations`';
     await withTimeout(db.sql.query('SELECT 1'), 'connecting');
-    const exists = db.dialect === 'postgresql'
-      ? (await db.sql.query<{ n: unknown }>(`SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_prisma_migrations'`))
-      : (await db.sql.query<{ n: unknown }>(`SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = database() AND table_name = '_prisma_migrations'`));
+    const schema = db.dialect === 'postgresql' ? 'current_schema()' : 'database()';
+    const exists = await db.sql.query<{ n: unknown }>(`SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = ${schema} AND table_name = '_prisma_migrations'`);
     const shipped = await loadMigrations(db.dialect);
     const rows = Number(exists[0]?.n) > 0
       ? await db.sql.query<{ migration_name: string; finished_at: unknown; rolled_back_at: unknown; checksum: string }>(`SELECT migration_name, finished_at, rolled_back_at, checksum FROM ${table}`)

@@ -101,11 +101,13 @@ export function createIngressApp(deps: IngressDeps): express.Express {
             throw new HttpError(503, 'queue_unavailable', 'the queue is unavailable; retry later', { 'retry-after': '30' });
           }
         };
+        // The body kept whole, for the loader to read (again) or dead-letter.
+        const keepWhole = (reason?: string) => enqueue(UnparsedWebhook.name, UnparsedWebhook.payload.parse({
+          sourceId: source.id, contentType, body: text, ...(reason !== undefined ? { reason } : {}), receivedAt: receivedAt.toISOString(), hints,
+        }));
         if (reading.unparsed !== undefined) {
           // Authenticated and well-formed, but not understood: kept whole (senders like Kobo never retry a 4xx); the loader dead-letters it.
-          const job = await enqueue(UnparsedWebhook.name, UnparsedWebhook.payload.parse({
-            sourceId: source.id, contentType, body: text, reason: reading.unparsed, receivedAt: receivedAt.toISOString(), hints,
-          }));
+          const job = await keepWhole(reading.unparsed);
           metrics.unparsed.inc({ source: source.id });
           metrics.requests.inc({ source: source.id, status: '202' });
           log.warn({ sourceId: source.id, jobId: job.id, reason: reading.unparsed }, 'webhook body not understood; kept as a dead letter');
@@ -114,7 +116,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         const submissions = reading.submissions;
         // XML is read again by the loader, which knows the form's repeats (XML alone cannot tell a one-entry repeat from a group).
         const job = webhookFormat(contentType) === 'xml'
-          ? await enqueue(UnparsedWebhook.name, UnparsedWebhook.payload.parse({ sourceId: source.id, contentType, body: text, receivedAt: receivedAt.toISOString(), hints }))
+          ? await keepWhole()
           : await enqueue(IngestBatch.name, { submissions });
         metrics.enqueued.inc({ source: source.id }, submissions.length);
         metrics.requests.inc({ source: source.id, status: '202' });

@@ -1,21 +1,8 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { Request } from 'express';
 import type { WebhookAuth } from '@fieldsync/config';
-
-/** Constant-time string comparison (no early exit that leaks how much matched). */
-export function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
-export function basicCredentials(req: Request): { user: string; password: string } | null {
-  const h = req.headers.authorization;
-  if (!h || !/^basic /i.test(h)) return null;
-  const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
-  const i = decoded.indexOf(':');
-  return i < 0 ? null : { user: decoded.slice(0, i), password: decoded.slice(i + 1) };
-}
+// The same Basic-auth helpers as the admin routes'.
+import { basicCredentials, safeEqual } from '@fieldsync/admin';
 
 /** Checks a webhook's secret before its body is read; HMAC needs the body, see verifySignature. */
 export function checkWebhookAuth(auth: WebhookAuth, req: Request): boolean {

@@ -16,13 +16,14 @@ onShutdown(log, env.SHUTDOWN_TIMEOUT_S, [
 // Served from the start: a loader waiting for its database is up (and says so in its metrics), not down.
 const metrics = createLoaderMetrics();
 up.metrics = await serveMetrics(metrics.registry, { port: env.METRICS_PORT ?? DEFAULT_METRICS_PORT.loader, log });
-const c = (up.c = await connect(env, log, { poolSize: config.ingest.concurrency + 2 + (anyAttachments(config) ? (config.attachments?.concurrency ?? 4) : 0) }));
-collectQueueDepth(metrics.registry, queueList(c.queues), { log });
 // Attachments (when configured): queued after each batch commits, copied by their own worker and concurrency.
 const media = anyAttachments(config);
+const mediaConcurrency = config.attachments?.concurrency ?? 4;
+const c = (up.c = await connect(env, log, { poolSize: config.ingest.concurrency + 2 + (media ? mediaConcurrency : 0) }));
+collectQueueDepth(metrics.registry, queueList(c.queues), { log });
 up.worker = startIngestWorker({
   ...c, log, config, concurrency: config.ingest.concurrency, metrics,
   afterCommit: media ? (stored) => enqueueAttachments({ db: c.db, queues: c.queues, config, log }, stored) : undefined,
 });
 if (media) up.media = startAttachmentWorker({ ...c, log, config });
-log.info({ concurrency: config.ingest.concurrency, attachments: media ? (config.attachments?.concurrency ?? 4) : 'off' }, 'loader consuming ingest');
+log.info({ concurrency: config.ingest.concurrency, attachments: media ? mediaConcurrency : 'off' }, 'loader consuming ingest');

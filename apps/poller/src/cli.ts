@@ -79,7 +79,9 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const mode: PollMode = values.initialize ? 'backfill' : values.sweep ? 'sweep' : 'poll';
-  if (testMode) return testRun(source, config.sources.indexOf(source), values.form, limit, values.write, { env, config, log });
+  // Where the source sits in the config file: credential errors name the key to fix.
+  const configPath = `sources[${config.sources.indexOf(source)}]`;
+  if (testMode) return testRun(source, configPath, values.form, limit, values.write, { env, config, log });
 
   const { db, queues, close } = await connect(env, log, { poolSize: 2 });
   const connector = createConnector(source, { logger: log });
@@ -94,7 +96,7 @@ export async function run(argv: string[]): Promise<number> {
       const summary = await runPoll(
         { db, queues, log, batchSize: source.batchSize, ingestOptions: ingestJobOptions(config.ingest) },
         {
-          connector, formId, mode, configPath: `sources[${config.sources.indexOf(source)}]`,
+          connector, formId, mode, configPath,
           onProgress: (p) => {
             if (!bar) return;
             bar.setTotal(p.total ?? Math.max(p.fetched, 1));
@@ -106,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
       console.log(JSON.stringify({ source: source.id, form: formId, mode, fetched: summary.fetched, enqueued: summary.enqueued, cursor: summary.cursor }));
     }
   } catch (err) {
-    const message = err instanceof AuthError ? err.at(`sources[${config.sources.indexOf(source)}]`) : (err as Error).message;
+    const message = err instanceof AuthError ? err.at(configPath) : (err as Error).message;
     console.error(`${mode} failed: ${message}`);
     exitCode = 1;
   } finally {
@@ -118,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** `--test-mode`: preview (and with --write, enqueue) at most `limit` records per form. */
-async function testRun(source: SourceConfig, index: number, only: string[] | undefined, limit: number, write: boolean, ctx: Pick<ReturnType<typeof bootstrap>, 'env' | 'config' | 'log'>): Promise<number> {
+async function testRun(source: SourceConfig, configPath: string, only: string[] | undefined, limit: number, write: boolean, ctx: Pick<ReturnType<typeof bootstrap>, 'env' | 'config' | 'log'>): Promise<number> {
   const { env, config, log } = ctx;
   // REST: pages no bigger than the limit, so no more than that is fetched.
   const connector: SourceConnector = source.kind === 'rest' ? new RestConnector(source, { logger: log, maxPageSize: limit }) : createConnector(source, { logger: log });
@@ -130,14 +132,14 @@ async function testRun(source: SourceConfig, index: number, only: string[] | und
         // The limited pull yields no cursor: the next real poll starts where the stored cursor says.
         await runPoll(
           { db: conn.db, queues: conn.queues, log, batchSize: source.batchSize, ingestOptions: ingestJobOptions(config.ingest) },
-          { connector: limitConnector(connector, limit), formId, mode: 'poll', configPath: `sources[${index}]` },
+          { connector: limitConnector(connector, limit), formId, mode: 'poll', configPath },
         );
       }
       console.log(formatPreview(source.id, preview, write));
     }
     return 0;
   } catch (err) {
-    console.error(`test mode failed: ${err instanceof AuthError ? err.at(`sources[${index}]`) : (err as Error).message}`);
+    console.error(`test mode failed: ${err instanceof AuthError ? err.at(configPath) : (err as Error).message}`);
     return 1;
   } finally {
     await connector.close?.();

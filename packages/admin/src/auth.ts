@@ -14,13 +14,15 @@ export interface AdminLocals {
   csrf: string;
 }
 
-function safeEqual(a: string, b: string): boolean {
+/** Constant-time string comparison (no early exit that leaks how much matched). */
+export function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function basicCredentials(req: Request): Credentials | null {
+/** The user and password of a Basic `Authorization` header, or null. */
+export function basicCredentials(req: Request): Credentials | null {
   const h = req.headers.authorization;
   if (!h || !/^basic /i.test(h)) return null;
   const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');

@@ -5,3 +5,4 @@ export * from './api.ts';
 export * from './service.ts';
 export * from './openapi.ts';
 export type { Credentials, Role, AdminLocals } from './auth.ts';
+export { basicCredentials, safeEqual } from './auth.ts';

@@ -41,6 +41,12 @@ export function toRun(r: RunRow): SyncRun {
 
 const RUN_SELECT = { id: true, sourceId: true, formId: true, mode: true, outcome: true, startedAt: true, finishedAt: true, fetched: true, enqueued: true, error: true } as const;
 
+/** When the job scheduler `id` runs next, or null when it has none. */
+function nextAt(next: Map<string, number | undefined>, id: string): string | null {
+  const n = next.get(id);
+  return n ? new Date(n).toISOString() : null;
+}
+
 async function formStatus(db: Database, source: SourceConfig, formId: string, ctx: {
   rows: Map<string, { live: number; deleted: number }>;
   dead: Map<string, number>;
@@ -58,10 +64,6 @@ async function formStatus(db: Database, source: SourceConfig, formId: string, ct
     db.prisma.syncState.findUnique({ where: { sourceId_formId: where } }),
   ]);
   const k = `${source.id}\u0000${formId}`;
-  const at = (id: string) => {
-    const n = ctx.next.get(id);
-    return n ? new Date(n).toISOString() : null;
-  };
   return {
     sourceId: source.id,
     formId,
@@ -74,7 +76,7 @@ async function formStatus(db: Database, source: SourceConfig, formId: string, ct
     cursor: (state?.cursor as Record<string, unknown> | null | undefined) ?? null,
     rows: ctx.rows.get(k) ?? { live: 0, deleted: 0 },
     deadLetters: ctx.dead.get(k) ?? 0,
-    nextRun: { poll: at(schedulerId(source.id, formId, 'poll')), sweep: at(schedulerId(source.id, formId, 'sweep')) },
+    nextRun: { poll: nextAt(ctx.next, schedulerId(source.id, formId, 'poll')), sweep: nextAt(ctx.next, schedulerId(source.id, formId, 'sweep')) },
   };
 }
 
@@ -98,6 +100,7 @@ export async function collectStatus(deps: StatusDeps): Promise<SourceStatus[]> {
   const dead = new Map<string, number>();
   for (const g of deadGroups) dead.set(`${g.sourceId ?? ''}\u0000${g.formId ?? ''}`, g._count._all);
   const next = new Map(schedulers.map((s) => [s.key, s.next]));
+  const ctx = { rows, dead, next };
 
   const out: SourceStatus[] = [];
   for (const source of config.sources) {
@@ -111,10 +114,8 @@ export async function collectStatus(deps: StatusDeps): Promise<SourceStatus[]> {
       for (const g of rowGroups) if (g.sourceId === source.id) found.add(g.formId);
       forms = [...found].sort();
     } else forms = configured;
-    const ctx = { rows, dead, next };
     const formStatuses = await Promise.all(forms.map((f) => formStatus(db, source, f, ctx)));
     const lastDiscovery = await db.prisma.syncRun.findFirst({ where: { sourceId: source.id, mode: 'discover' }, orderBy: { id: 'desc' }, select: RUN_SELECT });
-    const nd = next.get(discoverSchedulerId(source.id));
     const formSet = new Set(forms);
     let otherDeadLetters = 0;
     for (const g of deadGroups) if (g.sourceId === source.id && !formSet.has(g.formId ?? '')) otherDeadLetters += g._count._all;
@@ -125,7 +126,7 @@ export async function collectStatus(deps: StatusDeps): Promise<SourceStatus[]> {
       formsConfigured: configured,
       forms: formStatuses,
       lastDiscovery: lastDiscovery ? toRun(lastDiscovery) : null,
-      nextDiscovery: nd ? new Date(nd).toISOString() : null,
+      nextDiscovery: nextAt(next, discoverSchedulerId(source.id)),
       otherDeadLetters,
     });
   }

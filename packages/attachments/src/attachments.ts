@@ -34,6 +34,11 @@ function jobId(kind: string, ...parts: string[]): string {
   return `${kind}-${createHash('sha1').update(parts.join('\0')).digest('hex')}`;
 }
 
+/** A file job's retries: the source's attempts, on an exponential backoff from `backoffMs`. */
+function fileRetries(settings: AttachmentSettings) {
+  return { attempts: settings.attempts, backoff: { type: 'exponential' as const, delay: settings.backoffMs, jitter: 0.5 } };
+}
+
 /** Kobo `_attachments[]` items, as kpi lists them (extra keys ignored). */
 const KoboAttachment = z.object({
   download_url: z.string(),
@@ -80,14 +85,21 @@ export interface EnqueueDeps {
  */
 export async function enqueueAttachments(deps: EnqueueDeps, stored: CanonicalSubmission[]): Promise<number> {
   const bySource = new Map<string, CanonicalSubmission[]>();
-  for (const s of stored) if (!s.deleted) bySource.set(s.sourceId, [...(bySource.get(s.sourceId) ?? []), s]);
+  for (const s of stored) {
+    if (s.deleted) continue;
+    const list = bySource.get(s.sourceId);
+    if (list) list.push(s);
+    else bySource.set(s.sourceId, [s]);
+  }
   let added = 0;
   for (const [sourceId, subs] of bySource) {
     const source = deps.config.sources.find((s) => s.id === sourceId);
     if (!source || (source.kind !== 'kobo' && source.kind !== 'odk')) continue;
     const settings = attachmentSettings(deps.config, source);
     if (!settings) continue;
-    const opts = { attempts: settings.attempts, backoff: { type: 'exponential' as const, delay: settings.backoffMs, jitter: 0.5 } };
+    const opts = fileRetries(settings);
+    // Collect may still be uploading: list again on a slower backoff than files (6 × backoffMs, 30 s by default).
+    const listBackoff = { type: 'exponential' as const, delay: settings.backoffMs * 6, jitter: 0.5 };
     const have = await storedNames(deps.db, sourceId, subs);
     for (const s of subs) {
       const names = have.get(`${s.formId}\0${s.key}`) ?? new Set<string>();
@@ -111,8 +123,6 @@ export async function enqueueAttachments(deps: EnqueueDeps, stored: CanonicalSub
         if (!(expected > names.size)) continue;
         const data: AttachmentListData = { sourceId, formId: s.formId, key: s.key };
         // Listing jobs are removed when done: a later edit may bring new files and must list again.
-        // Collect may still be uploading: list again on a slower backoff than files (6 × backoffMs, 30 s by default).
-        const listBackoff = { type: 'exponential' as const, delay: settings.backoffMs * 6, jitter: 0.5 };
         await deps.queues.attachments.add(AttachmentList.name, data, { ...AttachmentList.options, backoff: listBackoff, removeOnComplete: true, jobId: jobId('list', sourceId, s.formId, s.key) });
         added++;
       }
@@ -277,7 +287,7 @@ export function createAttachmentProcessor(deps: Omit<AttachmentWorkerDeps, 'sett
     for await (const chunk of opened.body ?? []) chunks.push(chunk as Buffer);
     const items = z.array(z.object({ name: z.string().min(1), exists: z.boolean() })).parse(JSON.parse(Buffer.concat(chunks).toString('utf8')));
     const have = (await storedNames(deps.db, d.sourceId, [{ formId: d.formId, key: d.key } as CanonicalSubmission])).get(`${d.formId}\0${d.key}`) ?? new Set();
-    const opts = { ...AttachmentFile.options, attempts: settings.attempts, backoff: { type: 'exponential' as const, delay: settings.backoffMs, jitter: 0.5 } };
+    const opts = { ...AttachmentFile.options, ...fileRetries(settings) };
     let queued = 0;
     for (const it of items) {
       if (!it.exists || have.has(it.name)) continue;

@@ -5,16 +5,20 @@ import { CronExpressionParser } from 'cron-parser';
 /** A secret: must be written as `${ENV_VAR}` in the file and is resolved from the environment. */
 export const Secret = z.string().min(1);
 
+/** `ms()` on a duration string; undefined when it is not one. */
+function parseMs(v: string): number | undefined {
+  try {
+    return ms(v as ms.StringValue);
+  } catch {
+    return undefined; // ms() throws on "" instead of returning undefined
+  }
+}
+
 const Duration = z
   .union([z.number().int().positive(), z.string()])
   .transform((v, ctx) => {
     if (typeof v === 'number') return v;
-    let n: number | undefined;
-    try {
-      n = ms(v as ms.StringValue);
-    } catch {
-      n = undefined; // ms() throws on "" instead of returning undefined
-    }
+    const n = parseMs(v);
     if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
       ctx.addIssue({ code: 'custom', message: `not a duration: "${v}" (use e.g. "30s", "5m", "1h" or milliseconds)` });
       return z.NEVER;
@@ -29,14 +33,7 @@ const Duration = z
  */
 const KoboOverlap = z.union([z.number(), z.string()]).transform((v, ctx) => {
   if (v === 0 || v === '0') return 0;
-  let n: number | undefined;
-  if (typeof v === 'string') {
-    try {
-      n = ms(v as ms.StringValue);
-    } catch {
-      n = undefined;
-    }
-  }
+  const n = typeof v === 'string' ? parseMs(v) : undefined;
   if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 86_400_000) {
     ctx.addIssue({
       code: 'custom',
@@ -48,6 +45,15 @@ const KoboOverlap = z.union([z.number(), z.string()]).transform((v, ctx) => {
   }
   return n;
 });
+
+/** An issue at `path(i)` for every value that repeats an earlier one: `duplicate <what> "<value>"`. */
+function flagDuplicates(ctx: z.RefinementCtx, values: string[], path: (i: number) => (string | number)[], what: string): void {
+  const seen = new Set<string>();
+  values.forEach((v, i) => {
+    if (seen.has(v)) ctx.addIssue({ code: 'custom', path: path(i), message: `duplicate ${what} "${v}"` });
+    seen.add(v);
+  });
+}
 
 const Cron = z.string().refine(
   (v) => {
@@ -294,13 +300,7 @@ export const RestSource = z
     dictionarySchedule: Schedule.default({ every: 21_600_000 }),
   })
   .strict()
-  .superRefine((s, ctx) => {
-    const seen = new Set<string>();
-    s.endpoints.forEach((e, i) => {
-      if (seen.has(e.name)) ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'name'], message: `duplicate endpoint name "${e.name}"` });
-      seen.add(e.name);
-    });
-  });
+  .superRefine((s, ctx) => flagDuplicates(ctx, s.endpoints.map((e) => e.name), (i) => ['endpoints', i, 'name'], 'endpoint name'));
 export type RestSourceConfig = z.infer<typeof RestSource>;
 
 export const SocrataSource = z
@@ -387,11 +387,5 @@ export const FieldsyncConfig = z
       .default({ enabled: true, schema: 'fieldsync', prefix: '' }),
   })
   .strict()
-  .superRefine((c, ctx) => {
-    const seen = new Set<string>();
-    c.sources.forEach((s, i) => {
-      if (seen.has(s.id)) ctx.addIssue({ code: 'custom', path: ['sources', i, 'id'], message: `duplicate source id "${s.id}"` });
-      seen.add(s.id);
-    });
-  });
+  .superRefine((c, ctx) => flagDuplicates(ctx, c.sources.map((s) => s.id), (i) => ['sources', i, 'id'], 'source id'));
 export type FieldsyncConfig = z.infer<typeof FieldsyncConfig>;

@@ -113,3 +113,14 @@ export interface WebhookHints {
 export type WebhookParser = (sourceId: string, body: unknown, receivedAt: Date, hints?: WebhookHints) => CanonicalSubmission[];
 /** The same for an XML body (the raw text); throws PayloadError. */
 export type XmlWebhookParser = (sourceId: string, xml: string, receivedAt: Date, hints?: WebhookHints) => CanonicalSubmission[];
+
+/** Tombstones for stored, live keys not in `seen`, carrying the stored version and times (a tombstone must not look newer than what it hides). */
+export function tombstonesFor(sourceId: string, formId: string, stored: ReadonlyMap<string, StoredVersion>, seen: ReadonlySet<string>): CanonicalSubmission[] {
+  const observedAt = new Date().toISOString();
+  const out: CanonicalSubmission[] = [];
+  for (const [key, s] of stored) {
+    if (s.deleted || seen.has(key)) continue;
+    out.push({ sourceId, formId, key, version: s.version, updatedAt: s.updatedAt.toISOString(), submittedAt: s.submittedAt.toISOString(), deleted: true, deletedAt: observedAt, observedAt, data: {}, via: 'sweep' });
+  }
+  return out;
+}

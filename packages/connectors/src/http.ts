@@ -22,6 +22,11 @@ export function backoffDelay(policy: HttpPolicy, attempt: number, retryAfterMs?:
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }
 
+/** A source's base URL with a trailing slash, so relative paths resolve beneath it rather than beside it. */
+export function baseUrl(url: string): URL {
+  return new URL(url.endsWith('/') ? url : `${url}/`);
+}
+
 export interface HttpClientOptions {
   policy: HttpPolicy;
   logger?: Logger;

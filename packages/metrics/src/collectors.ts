@@ -27,12 +27,14 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /**
- * Reads on scrape; on failure the gauge is left empty (no stale numbers) and
- * the scrape still succeeds. Logs once per failing streak.
+ * A gauge's `collect`: empties the gauge, then reads; on failure the gauge is
+ * left empty (no stale numbers) and the scrape still succeeds. Logs once per
+ * failing streak.
  */
-function onScrape(what: string, o: CollectOptions, read: () => Promise<void>): () => Promise<void> {
+function onScrape(what: string, o: CollectOptions, read: () => Promise<void>): (this: { reset(): void }) => Promise<void> {
   let failing = false;
-  return async () => {
+  return async function () {
+    this.reset();
     try {
       await withTimeout(read(), o.timeoutMs ?? 3_000, what);
       failing = false;
@@ -45,14 +47,10 @@ function onScrape(what: string, o: CollectOptions, read: () => Promise<void>): (
 
 /** fieldsync_queue_jobs{queue,state}, from BullMQ getJobCounts on every scrape. */
 export function collectQueueDepth(registry: Registry, queues: CountableQueue[], o: CollectOptions = {}) {
-  const read = onScrape('queue depth', o, async () => {
+  const gauge = build(registry, METRICS.queueJobs, onScrape('queue depth', o, async () => {
     const counts = await Promise.all(queues.map(async (q) => [q.name, await q.getJobCounts(...QUEUE_STATES)] as const));
     for (const [queue, c] of counts) for (const state of QUEUE_STATES) gauge.set({ queue, state }, c[state] ?? 0);
-  });
-  const gauge = build(registry, METRICS.queueJobs, async function () {
-    this.reset();
-    await read();
-  });
+  }));
   return gauge;
 }
 
@@ -64,14 +62,10 @@ export interface LastSuccess {
 
 /** fieldsync_form_last_success_age_seconds{source,form}: `read` returns each form's newest successful run. */
 export function collectFreshness(registry: Registry, read: () => Promise<LastSuccess[]>, o: CollectOptions = {}) {
-  const collect = onScrape('form freshness', o, async () => {
+  const gauge = build(registry, METRICS.freshness, onScrape('form freshness', o, async () => {
     const rows = await read();
     const now = Date.now();
     for (const r of rows) gauge.set({ source: r.source, form: r.form }, Math.max(0, (now - r.finishedAt.getTime()) / 1000));
-  });
-  const gauge = build(registry, METRICS.freshness, async function () {
-    this.reset();
-    await collect();
-  });
+  }));
   return gauge;
 }

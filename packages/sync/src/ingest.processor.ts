@@ -147,6 +147,28 @@ async function countIssues(deps: Pick<IngestDeps, 'db' | 'log'>, runId: string |
   }
 }
 
+/**
+ * A job that failed because the database is down goes back to the queue, delayed with
+ * backoff and jitter, without spending an attempt (BullMQ counts only thrown failures;
+ * a move to delayed is not one). Returns when the outage retries are used up.
+ */
+export async function waitOutOutage(
+  job: Job,
+  token: string,
+  outage: NonNullable<IngestDeps['outage']>,
+  deps: { log: Logger; metrics?: { outageWaits: { inc(): void } } },
+  about: { what: string; err?: string },
+): Promise<void> {
+  const n = ((job.data as { outageRetries?: number }).outageRetries ?? 0) + 1;
+  if (n > outage.maxRetries) return;
+  deps.metrics?.outageWaits.inc();
+  const delay = Math.min(outage.baseDelayMs * 2 ** Math.min(n - 1, 10), outage.maxDelayMs);
+  deps.log.warn({ jobId: job.id, name: job.name, retry: n, delayMs: delay, ...(about.err ? { err: about.err } : {}) }, `database unavailable; ${about.what} waits`);
+  await job.updateData({ ...job.data, outageRetries: n });
+  await job.moveToDelayed(Date.now() + Math.round(delay * (0.5 + Math.random() / 2)), token);
+  throw new DelayedError();
+}
+
 function isFinalAttempt(job: Job): boolean {
   return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
@@ -191,15 +213,7 @@ export function createIngestProcessor(deps: IngestDeps) {
     } catch (err) {
       if (!(err instanceof PoisonRecordsError)) timer({ outcome: isUnavailable(err) ? 'db_unavailable' : 'failed' });
       if (isUnavailable(err) && token) {
-        const n = (job.data.outageRetries ?? 0) + 1;
-        if (n <= outage.maxRetries) {
-          deps.metrics?.outageWaits.inc();
-          const delay = Math.min(outage.baseDelayMs * 2 ** Math.min(n - 1, 10), outage.maxDelayMs);
-          deps.log.warn({ jobId: job.id, retry: n, delayMs: delay, err: message(err) }, 'database unavailable; ingest job waits');
-          await job.updateData({ ...job.data, outageRetries: n });
-          await job.moveToDelayed(Date.now() + Math.round(delay * (0.5 + Math.random() / 2)), token);
-          throw new DelayedError();
-        }
+        await waitOutOutage(job, token, outage, deps, { what: 'ingest job', err: message(err) });
       }
       if (isFinalAttempt(job)) await deadLetter(deps, job, err);
       throw err;

@@ -20,7 +20,11 @@ export function queueList(q: Queues): CountableQueue[] {
  */
 export async function lastSuccessfulRuns(db: Database, config?: FieldsyncConfig): Promise<LastSuccess[]> {
   const forms = new Map<string, { sourceId: string; formId: string }>();
-  for (const s of config?.sources ?? []) for (const f of [sourceForms(s)].flatMap((fs) => (Array.isArray(fs) ? fs : []))) forms.set(`${s.id}\0${f}`, { sourceId: s.id, formId: f });
+  for (const s of config?.sources ?? []) {
+    const listed = sourceForms(s);
+    // '*' (discovered forms): those have SyncState rows, read below.
+    for (const f of listed === '*' ? [] : listed) forms.set(`${s.id}\0${f}`, { sourceId: s.id, formId: f });
+  }
   for (const r of await db.prisma.syncState.findMany({ select: { sourceId: true, formId: true } })) forms.set(`${r.sourceId}\0${r.formId}`, r);
   const out: LastSuccess[] = [];
   for (const { sourceId, formId } of forms.values()) {

@@ -1,4 +1,4 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { FieldsyncConfig, SourceConfig } from '@fieldsync/config';
 import { AuthError, createConnector, type SourceConnector } from '@fieldsync/connectors';
 import { authFailureStreak, closeStaleRuns, finishRun, startRun, type Database } from '@fieldsync/db';
@@ -9,6 +9,7 @@ import { lockOptions, type WorkerDeps, type WorkerTiming } from './ingest.worker
 import { observeRun, runPoll } from './poll.runner.ts';
 import { scheduleDiscoveredForms } from './schedules.ts';
 import { isUnavailable } from './db-errors.ts';
+import { waitOutOutage } from './ingest.processor.ts';
 
 /** Connectors are built once per source and reused by every job; `configPath` (`sources[0]`) for messages. */
 export function connectorsFor(config: FieldsyncConfig, log: Logger, metrics?: Pick<PollerMetrics, 'httpRequests'>): Map<string, { source: SourceConfig; connector: SourceConnector; configPath: string }> {
@@ -87,7 +88,7 @@ export function startPollWorker(
    * next schedule). The database is probed rather than the error read: a source that
    * refuses connections fails with the same ECONNREFUSED.
    */
-  const waitForDatabase = async (job: Job, token: string | undefined, err: unknown): Promise<void> => {
+  const waitIfDatabaseDown = async (job: Job, token: string | undefined, err: unknown): Promise<void> => {
     if (!token || err instanceof AuthError || closing.signal.aborted) return;
     try {
       await deps.db.sql.query('SELECT 1');
@@ -95,26 +96,21 @@ export function startPollWorker(
     } catch (probe) {
       if (!isUnavailable(probe)) return;
     }
-    const n = ((job.data as { outageRetries?: number }).outageRetries ?? 0) + 1;
-    const delay = Math.round(Math.min(1_000 * 2 ** Math.min(n - 1, 10), 30_000) * (0.5 + Math.random() / 2));
-    log.warn({ jobId: job.id, name: job.name, retry: n, delayMs: delay }, 'database unavailable; poll job waits');
-    metrics?.outageWaits.inc();
-    await job.updateData({ ...job.data, outageRetries: n });
-    await job.moveToDelayed(Date.now() + delay, token);
-    throw new DelayedError();
+    await waitOutOutage(job, token, { maxRetries: Infinity, baseDelayMs: 1_000, maxDelayMs: 30_000 }, { log, metrics }, { what: 'poll job' });
   };
   const processor = async (job: Job, token?: string, cancelled?: AbortSignal) => {
     try {
       return await run(job, cancelled);
     } catch (err) {
-      await waitForDatabase(job, token, err);
+      await waitIfDatabaseDown(job, token, err);
       throw err;
     }
   };
   const run = async (job: Job, cancelled?: AbortSignal) => {
     const signal = cancelled ? AbortSignal.any([closing.signal, cancelled]) : closing.signal;
-    const discover = job.name === DiscoverForms.name;
-    const { sourceId } = (discover ? DiscoverForms.payload.parse(job.data) : PollForm.payload.parse(job.data)) as DiscoverFormsData;
+    // Parsed once: null for a discovery job, which names only its source.
+    const poll = job.name === DiscoverForms.name ? null : (PollForm.payload.parse(job.data) as PollFormData);
+    const { sourceId } = poll ?? (DiscoverForms.payload.parse(job.data) as DiscoverFormsData);
     const s = sources.get(sourceId);
     if (!s) return drop(job, sourceId);
     const { source, connector, configPath } = s;
@@ -123,12 +119,11 @@ export function startPollWorker(
       const until = await authPausedUntil(deps.db, sourceId, backoff);
       if (until) {
         log.debug({ sourceId, jobId: job.id, until }, 'run skipped: the source refused our credentials recently');
-        const pj = discover ? null : (PollForm.payload.parse(job.data) as PollFormData);
-        observeRun(metrics, { source: sourceId, form: pj?.formId ?? '*', mode: pj?.mode ?? 'discover', outcome: 'paused', startedMs: Date.now(), fetched: 0 });
+        observeRun(metrics, { source: sourceId, form: poll?.formId ?? '*', mode: poll?.mode ?? 'discover', outcome: 'paused', startedMs: Date.now(), fetched: 0 });
         return { skipped: 'credentials refused recently', until: until.toISOString() };
       }
     }
-    if (discover) {
+    if (!poll) {
       // Recorded like a poll (form '*', mode 'discover'): a failing discovery is visible in the import log.
       const runId = await startRun(deps.db, sourceId, '*', 'discover', null);
       const startedMs = Date.now();
@@ -151,7 +146,7 @@ export function startPollWorker(
         throw unrecoverable(err);
       }
     }
-    const { formId, mode } = PollForm.payload.parse(job.data) as PollFormData;
+    const { formId, mode } = poll;
     try {
       const summary = await runPoll(
         {

@@ -25,19 +25,19 @@ export async function replayDeadLetters(db: Database, queues: Pick<Queues, 'inge
     orderBy: { id: 'asc' },
   });
   const queued = await queues.deadLetter.getJobs(['waiting', 'delayed', 'failed', 'completed']);
+  // Jobs that go back whole, one each: a file (or an ODK listing) on the attachment queue, alone
+  // (no job id, so the failed original does not absorb it); a kept webhook body on ingest.
+  const whole = [
+    { def: AttachmentFile, queue: queues.attachments, options: AttachmentFile.options },
+    { def: AttachmentList, queue: queues.attachments, options: AttachmentList.options },
+    { def: UnparsedWebhook, queue: queues.ingest, options: jobOptions },
+  ];
   const resend = async (jobName: string, data: unknown): Promise<number> => {
-    // A file (or an ODK listing) goes back on the attachment queue, alone; no job id, so the failed original does not absorb it.
-    for (const def of [AttachmentFile, AttachmentList]) {
-      if (jobName !== def.name) continue;
-      const body = def.payload.safeParse(data);
+    const w = whole.find((k) => k.def.name === jobName);
+    if (w) {
+      const body = w.def.payload.safeParse(data);
       if (!body.success) return 0;
-      await queues.attachments.add(def.name, body.data, def.options);
-      return 1;
-    }
-    if (jobName === UnparsedWebhook.name) {
-      const body = UnparsedWebhook.payload.safeParse(data);
-      if (!body.success) return 0;
-      await queues.ingest.add(UnparsedWebhook.name, body.data, jobOptions);
+      await w.queue.add(w.def.name, body.data, w.options);
       return 1;
     }
     const submissions = ((data as { submissions?: CanonicalSubmission[] } | undefined)?.submissions ?? []).map((s) => ({ ...s, via: 'replay' as const }));

@@ -22,7 +22,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Dialect } from '@fieldsync/db';
 import { createEmptyDatabase, createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
-import { freePort, startApp, stopAll, waitFor, writeConfig, ROOT, type AppProcess } from '@fieldsync/faults/processes';
+import { freePort, sleep, startApp, stopAll, waitFor, writeConfig, ROOT, type AppProcess } from '@fieldsync/faults/processes';
 import { PollForm, createQueues, createRedis, type Queues } from '@fieldsync/queues';
 import { dropQueuePrefix, testQueueSettings } from '@fieldsync/queues/testing';
 import { startKoboSimulator, type KoboRecord, type KoboSimulator } from '@fieldsync/simulator';
@@ -59,7 +59,6 @@ const HOOK = { username: 'kobo', password: randomBytes(8).toString('hex') };
 const rows: Row[] = [];
 const limits = new Map<string, number>();
 const log = (m: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function add(name: string, value: number, unit: string, limit: string | null = null): void {
   const l = limit ? limits.get(limit) : undefined;
@@ -162,7 +161,7 @@ tables: { enabled: ${o.tables} }
   };
   const apps: AppProcess[] = [];
   // --cpu-prof is refused in NODE_OPTIONS: profiled apps get it as a node argument.
-  const start = (name: 'loader' | 'poller' | 'ingress') => (o.nodeArgs ? startProfiled(name, env, o.nodeArgs) : startApp(name, env));
+  const start = (name: 'loader' | 'poller' | 'ingress') => startApp(name, env, o.nodeArgs);
   for (let i = 0; i < o.loaders; i++) apps.push(start('loader'));
   if (o.ingress) apps.push(startApp('ingress', env));
   const ingressUrl = `http://127.0.0.1:${port}`;
@@ -178,17 +177,6 @@ tables: { enabled: ${o.tables} }
       await t.drop();
     },
   };
-}
-
-/** Like startApp, with extra node arguments (e.g. --cpu-prof). */
-function startProfiled(name: 'loader' | 'poller' | 'ingress', env: Record<string, string>, nodeArgs: string[]): AppProcess {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'apps', name, 'src', 'main.ts')], { cwd: ROOT, env: { ...process.env, SHUTDOWN_TIMEOUT_S: '20', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let running = true;
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => ((running = false), resolve(code ?? signal ?? 'unknown'))));
-  return { name, child, output: () => out, exited, alive: () => running, kill: (sig = 'SIGTERM') => void child.kill(sig) };
 }
 
 function failIfDead(s: Stack): void {

@@ -28,7 +28,8 @@ export interface KoboPipeline {
   webhookUrl: string;
   hookAuth: { username: string; password: string };
   apps: AppProcess[];
-  start(name: AppName): AppProcess;
+  /** Starts an app with the pipeline's env (plus `extraEnv`, e.g. METRICS_PORT). */
+  start(name: AppName, extraEnv?: Record<string, string>): AppProcess;
   /** Loaded rows of a form by key → version, deleted ones included. */
   rows(formId: string): Promise<Map<string, string>>;
   /** Fails unless the form holds exactly these records (one row each, their current version). */
@@ -102,8 +103,8 @@ ingest:
   };
   return {
     kobo, asset, hookAsset, t, settings, queues, ingressUrl, webhookUrl: `${ingressUrl}/webhooks/kobo`, hookAuth, apps,
-    start(name) {
-      const app = startApp(name, env);
+    start(name, extraEnv = {}) {
+      const app = startApp(name, { ...env, ...extraEnv });
       apps.push(app);
       return app;
     },

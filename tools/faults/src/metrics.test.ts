@@ -5,18 +5,12 @@
  * backfill from a Kobo simulator and a few webhooks, with a non-zero value
  * where data flowed. A second loader on the same metrics port keeps working.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@fieldsync/db/testing';
-import { createQueues, createRedis, type Queues } from '@fieldsync/queues';
-import { dropQueuePrefix, testQueueSettings } from '@fieldsync/queues/testing';
-import { startKoboSimulator, type KoboSimulator } from '@fieldsync/simulator';
 import { METRICS, markdownMetricsSection, metricNamesIn } from '@fieldsync/metrics';
-import type { Redis } from 'ioredis';
-import { ROOT, freePort, startApp, stopAll, waitFor, writeConfig, type AppProcess } from './processes.ts';
-import { tails } from './kobo-pipeline.ts';
+import { ROOT, freePort, waitFor } from './processes.ts';
+import { openKoboPipeline, tails, type KoboPipeline } from './kobo-pipeline.ts';
 
 const POLLED = 1_200;
 const HOOKED = 5;
@@ -36,84 +30,43 @@ function parseExposition(text: string): { declared: Set<string>; samples: { name
   return { declared, samples };
 }
 
-let kobo: KoboSimulator;
-let t: TestDatabase;
-let redis: Redis;
-let queues: Queues;
-const settings = testQueueSettings();
-const apps: AppProcess[] = [];
-const ports = { ingress: 0, loader: 0, poller: 0 };
-let asset: string;
-let hooked: string;
-let loaderEnv: Record<string, string>;
+let p: KoboPipeline;
+const ports = { loader: 0, poller: 0 };
 
 beforeAll(async () => {
-  const token = randomBytes(8).toString('hex');
-  const hook = { username: 'kobo', password: randomBytes(8).toString('hex') };
-  kobo = await startKoboSimulator({ token, submissions: 0, seed: 16, assets: [{}, {}] });
-  const [polled, hookAsset] = kobo.assetUids as [string, string];
-  asset = polled;
-  hooked = hookAsset;
-  kobo.createSubmissions(polled, POLLED);
-  t = await createTestDatabase('postgresql');
-  redis = createRedis(settings.redisUrl, 'worker');
-  queues = createQueues(settings, redis, () => {});
+  p = await openKoboPipeline({ submissions: POLLED, pageSize: 500, batchSize: 200 });
   for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
-  const configPath = writeConfig(`sources:
-  - id: kobo
-    kind: kobo
-    baseUrl: ${kobo.url}
-    token: "\${KOBO_TOKEN}"
-    forms: [${polled}]
-    pageSize: 500
-    batchSize: 200
-    poll: { every: 1h }
-    sweep: { every: 1h }
-    http: { timeoutMs: 10000, retries: 4, backoffMs: 200, maxBackoffMs: 2000 }
-    webhook:
-      basic:
-        username: ${hook.username}
-        password: "\${HOOK_PASSWORD}"
-`);
-  const env = {
-    DATABASE_URL: t.url, REDIS_URL: settings.redisUrl, FIELDSYNC_QUEUE_PREFIX: settings.prefix, FIELDSYNC_CONFIG: configPath,
-    KOBO_TOKEN: token, HOOK_PASSWORD: hook.password, INGRESS_PORT: String(ports.ingress),
-  };
-  loaderEnv = { ...env, METRICS_PORT: String(ports.loader) };
-  apps.push(startApp('ingress', env), startApp('loader', loaderEnv), startApp('poller', { ...env, METRICS_PORT: String(ports.poller) }));
-  const loaded = () => t.db.prisma.submission.count();
+  p.start('ingress');
+  p.start('loader', { METRICS_PORT: String(ports.loader) });
+  p.start('poller', { METRICS_PORT: String(ports.poller) });
+  const loaded = () => p.t.db.prisma.submission.count();
   try {
-    await waitFor('the ingress to listen', async () => (await fetch(`http://127.0.0.1:${ports.ingress}/metrics`).catch(() => null))?.ok === true, 60_000, 200);
-    kobo.setRestService({ url: `http://127.0.0.1:${ports.ingress}/webhooks/kobo`, auth: hook, retryDelaysMs: [500, 1_000, 2_000], timeoutMs: 10_000 });
-    kobo.createSubmissions(hooked, HOOKED);
-    const delivered = await kobo.flushRestService();
+    await waitFor('the ingress to listen', async () => (await fetch(`${p.ingressUrl}/metrics`).catch(() => null))?.ok === true, 60_000, 200);
+    p.kobo.setRestService({ url: p.webhookUrl, auth: p.hookAuth, retryDelaysMs: [500, 1_000, 2_000], timeoutMs: 10_000 });
+    p.kobo.createSubmissions(p.hookAsset, HOOKED);
+    const delivered = await p.kobo.flushRestService();
     expect(delivered.map((d) => d.ok)).toEqual(Array(HOOKED).fill(true));
     await waitFor(`${POLLED + HOOKED} records loaded`, async () => (await loaded()) === POLLED + HOOKED, 120_000, 200);
-    await waitFor('the backfill run to finish', async () => (await t.db.prisma.syncRun.count({ where: { formId: polled, mode: 'poll', outcome: 'ok' } })) > 0, 30_000, 200);
+    await waitFor('the backfill run to finish', async () => (await p.t.db.prisma.syncRun.count({ where: { formId: p.asset, mode: 'poll', outcome: 'ok' } })) > 0, 30_000, 200);
   } catch (err) {
-    (err as Error).message += `\n${tails(apps)}`;
+    (err as Error).message += `\n${tails(p.apps)}`;
     throw err;
   }
 });
 
 afterAll(async () => {
-  await stopAll(apps);
-  await kobo?.close();
-  await queues?.close().catch(() => {});
-  redis?.disconnect();
-  await dropQueuePrefix(settings).catch(() => {});
-  await t?.drop();
+  await p?.close();
 });
 
-const scrape = async (port: number) => {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+const scrape = async (base: string) => {
+  const res = await fetch(`${base}/metrics`);
   expect(res.status).toBe(200);
   return parseExposition(await res.text());
 };
 
 describe('metrics of the running apps after a backfill and webhooks', () => {
   it('export every metric the docs, alert rules and dashboard name, with data where data flowed', async () => {
-    const [ingress, loader, poller] = await Promise.all([scrape(ports.ingress), scrape(ports.loader), scrape(ports.poller)]);
+    const [ingress, loader, poller] = await Promise.all([scrape(p.ingressUrl), scrape(`http://127.0.0.1:${ports.loader}`), scrape(`http://127.0.0.1:${ports.poller}`)]);
     const exported = new Set([...ingress.declared, ...loader.declared, ...poller.declared]);
     const readme = existsSync(path.join(ROOT, 'README.md')) ? markdownMetricsSection(readFileSync(path.join(ROOT, 'README.md'), 'utf8')) : '';
     const named = metricNamesIn(
@@ -127,12 +80,12 @@ describe('metrics of the running apps after a backfill and webhooks', () => {
     const sum = (x: ReturnType<typeof parseExposition>, name: string, where: Record<string, string> = {}) =>
       x.samples.filter((s) => s.name === name && Object.entries(where).every(([k, v]) => s.labels[k] === v)).reduce((n, s) => n + s.value, 0);
     const values = {
-      loadedByPoll: sum(loader, 'fieldsync_records_loaded_total', { source: 'kobo', form: asset, via: 'poll' }),
+      loadedByPoll: sum(loader, 'fieldsync_records_loaded_total', { source: 'kobo', form: p.asset, via: 'poll' }),
       loadedByWebhook: sum(loader, 'fieldsync_records_loaded_total', { source: 'kobo', via: 'webhook' }),
       batchesOk: sum(loader, 'fieldsync_ingest_batch_duration_seconds_count', { outcome: 'ok' }),
-      pollsOk: sum(poller, 'fieldsync_sync_runs_total', { source: 'kobo', form: asset, mode: 'poll', outcome: 'ok' }),
+      pollsOk: sum(poller, 'fieldsync_sync_runs_total', { source: 'kobo', form: p.asset, mode: 'poll', outcome: 'ok' }),
       pollDurations: sum(poller, 'fieldsync_sync_run_duration_seconds_count', { source: 'kobo', mode: 'poll', outcome: 'ok' }),
-      fetched: sum(poller, 'fieldsync_records_fetched_total', { source: 'kobo', form: asset, mode: 'poll' }),
+      fetched: sum(poller, 'fieldsync_records_fetched_total', { source: 'kobo', form: p.asset, mode: 'poll' }),
       http200: sum(poller, 'fieldsync_source_http_requests_total', { source: 'kobo', status: '200' }),
       webhooks202: sum(ingress, 'fieldsync_webhook_requests_total', { source: 'kobo', status: '202' }),
       webhookEnqueued: sum(ingress, 'fieldsync_webhook_submissions_enqueued_total', { source: 'kobo' }),
@@ -162,23 +115,22 @@ describe('metrics of the running apps after a backfill and webhooks', () => {
     expect(values.http200).toBeGreaterThanOrEqual(3);
     expect(values.ingestCompletedSeenByLoader).toBeGreaterThan(0);
     expect(values.ingestCompletedSeenByPoller).toBe(values.ingestCompletedSeenByLoader);
-    const fresh = poller.samples.find((s) => s.name === 'fieldsync_form_last_success_age_seconds' && s.labels.form === asset);
+    const fresh = poller.samples.find((s) => s.name === 'fieldsync_form_last_success_age_seconds' && s.labels.form === p.asset);
     expect(fresh?.value).toBeGreaterThanOrEqual(0);
     expect(fresh?.value).toBeLessThan(300);
   });
 
   it('a second loader whose metrics port is taken warns and does its work', async () => {
-    const second = startApp('loader', loaderEnv);
-    apps.push(second);
+    const second = p.start('loader', { METRICS_PORT: String(ports.loader) });
     await waitFor('the second loader to consume', () => second.output().includes('loader consuming ingest'), 60_000, 200);
     expect(second.output()).toContain(`metrics endpoint off: cannot listen on port ${ports.loader}`);
     // The first loader gone, the second loads new webhooks alone.
-    const first = apps[1]!;
+    const first = p.apps[1]!;
     first.kill('SIGTERM');
     await first.exited;
-    kobo.createSubmissions(hooked, 3);
-    expect((await kobo.flushRestService()).every((d) => d.ok)).toBe(true);
-    await waitFor('the webhooks loaded by the second loader', async () => (await t.db.prisma.submission.count()) === POLLED + HOOKED + 3, 30_000, 200);
+    p.kobo.createSubmissions(p.hookAsset, 3);
+    expect((await p.kobo.flushRestService()).every((d) => d.ok)).toBe(true);
+    await waitFor('the webhooks loaded by the second loader', async () => (await p.t.db.prisma.submission.count()) === POLLED + HOOKED + 3, 30_000, 200);
     expect(second.alive()).toBe(true);
   });
 });

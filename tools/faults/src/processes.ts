@@ -31,8 +31,9 @@ export function writeConfig(text: string, file = 'fieldsync.config.yaml'): strin
   return p;
 }
 
-export function startApp(name: AppName, env: Record<string, string>): AppProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'apps', name, 'src', 'main.ts')], {
+/** `nodeArgs` go before the script (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+export function startApp(name: AppName, env: Record<string, string>, nodeArgs: string[] = []): AppProcess {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'apps', name, 'src', 'main.ts')], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_S: '20', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,7 +5,7 @@ import type { KoboSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
 import { AuthError, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredVersion, type SweepPage } from '../connector.ts';
-import { createHttpClient } from '../http.ts';
+import { baseUrl, createHttpClient } from '../http.ts';
 import { koboVersion, toCanonical, type KoboRecord } from './kobo.canonical.ts';
 import { KoboSchemaReader, koboFormVersion } from './kobo.schema.ts';
 
@@ -95,7 +95,7 @@ export class KoboConnector implements SourceConnector {
     this.sourceId = source.id;
     this.logger = deps.logger;
     this.limit = Math.min(source.pageSize, KOBO_MAX_PAGE);
-    this.base = new URL(source.baseUrl.endsWith('/') ? source.baseUrl : `${source.baseUrl}/`);
+    this.base = baseUrl(source.baseUrl);
     this.http = createHttpClient({
       policy: source.http,
       logger: deps.logger,

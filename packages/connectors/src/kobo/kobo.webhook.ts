@@ -37,23 +37,20 @@ export function unwrapKoboRecord(body: unknown, recordPath?: string): unknown {
     return v;
   }
   if (!isObject(body) || looksLikeKoboRecord(body)) return body;
-  const found: string[][] = [];
+  const found: [string[], unknown][] = [];
   let level: [string[], Record<string, unknown>][] = [[[], body]];
   for (let depth = 0; depth < 2; depth++) {
     const next: [string[], Record<string, unknown>][] = [];
     for (const [path, obj] of level) {
       for (const [k, v] of Object.entries(obj)) {
-        if (looksLikeKoboRecord(v) || (Array.isArray(v) && v.length > 0 && v.every(looksLikeKoboRecord))) found.push([...path, k]);
+        if (looksLikeKoboRecord(v) || (Array.isArray(v) && v.length > 0 && v.every(looksLikeKoboRecord))) found.push([[...path, k], v]);
         else if (isObject(v)) next.push([[...path, k], v]);
       }
     }
     level = next;
   }
-  if (found.length > 1) throw new PayloadError(`the body holds several Kobo records (${found.map((p) => p.join('.')).join(', ')}): set webhook.recordPath`);
-  if (found.length === 0) return body;
-  let v: unknown = body;
-  for (const k of found[0]!) v = (v as Record<string, unknown>)[k];
-  return v;
+  if (found.length > 1) throw new PayloadError(`the body holds several Kobo records (${found.map(([p]) => p.join('.')).join(', ')}): set webhook.recordPath`);
+  return found.length === 0 ? body : found[0]![1];
 }
 
 /**

@@ -5,8 +5,8 @@ import jsonata from 'jsonata';
 import type { RestEndpoint, RestSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
-import { AuthError, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredVersion, type SweepPage } from '../connector.ts';
-import { createHttpClient } from '../http.ts';
+import { AuthError, tombstonesFor, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredVersion, type SweepPage } from '../connector.ts';
+import { baseUrl, createHttpClient } from '../http.ts';
 import { RestAuthenticator, credentialKey } from './rest.auth.ts';
 import { TypeInference } from './rest.infer.ts';
 import { getPath, nextLink } from './rest.paths.ts';
@@ -73,7 +73,7 @@ export class RestConnector implements SourceConnector {
   ) {
     this.sourceId = source.id;
     this.logger = deps.logger;
-    this.base = new URL(source.baseUrl.endsWith('/') ? source.baseUrl : `${source.baseUrl}/`);
+    this.base = baseUrl(source.baseUrl);
     this.http = createHttpClient({ policy: source.http, logger: deps.logger, sourceId: source.id, onResponse: deps.onResponse, headers: { accept: 'application/json' } });
     this.auth = new RestAuthenticator(source.auth, this.http, this.base);
     this.endpoints = new Map(source.endpoints.map((e) => [e.name, e]));
@@ -203,13 +203,7 @@ export class RestConnector implements SourceConnector {
       checked += page.records.length;
       yield { submissions: changed, checked };
     }
-    const observedAt = new Date().toISOString();
-    const tombstones: CanonicalSubmission[] = [];
-    for (const [key, s] of stored) {
-      if (s.deleted || seen.has(key)) continue;
-      // The stored version and times: a tombstone must not look newer than the data it hides.
-      tombstones.push({ sourceId: this.sourceId, formId, key, version: s.version, updatedAt: s.updatedAt.toISOString(), submittedAt: s.submittedAt.toISOString(), deleted: true, deletedAt: observedAt, observedAt, data: {}, via: 'sweep' });
-    }
+    const tombstones = tombstonesFor(this.sourceId, formId, stored, seen);
     if (tombstones.length) this.logger?.info({ sourceId: this.sourceId, formId, deleted: tombstones.length }, 'records gone from the API marked deleted');
     yield { submissions: tombstones, checked };
   }

@@ -1,2 +1,2 @@
-export { SocrataConnector, tombstonesFor, soqlLiteral, type SocrataCursor } from './socrata.connector.ts';
+export { SocrataConnector, soqlLiteral, type SocrataCursor } from './socrata.connector.ts';
 export { socrataDefinition, keyField, SocrataView } from './socrata.schema.ts';

@@ -4,8 +4,8 @@ import { HTTPError } from 'got';
 import type { SocrataSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
-import { AuthError, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredVersion, type SweepPage } from '../connector.ts';
-import { backoffDelay, createHttpClient } from '../http.ts';
+import { AuthError, tombstonesFor, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredVersion, type SweepPage } from '../connector.ts';
+import { backoffDelay, baseUrl, createHttpClient } from '../http.ts';
 import { keyField, SocrataView, socrataDefinition } from './socrata.schema.ts';
 
 /**
@@ -74,7 +74,7 @@ export class SocrataConnector implements SourceConnector {
   ) {
     this.sourceId = source.id;
     this.logger = deps.logger;
-    this.base = new URL(source.baseUrl.endsWith('/') ? source.baseUrl : `${source.baseUrl}/`);
+    this.base = baseUrl(source.baseUrl);
     this.http = createHttpClient({
       policy: source.http,
       logger: deps.logger,
@@ -253,15 +253,4 @@ export class SocrataConnector implements SourceConnector {
       await sleep(delay, undefined, { signal });
     }
   }
-}
-
-/** Tombstones for stored, live keys not in `seen`, carrying the stored version and times (a tombstone must not look newer than what it hides). */
-export function tombstonesFor(sourceId: string, formId: string, stored: ReadonlyMap<string, StoredVersion>, seen: ReadonlySet<string>): CanonicalSubmission[] {
-  const observedAt = new Date().toISOString();
-  const out: CanonicalSubmission[] = [];
-  for (const [key, s] of stored) {
-    if (s.deleted || seen.has(key)) continue;
-    out.push({ sourceId, formId, key, version: s.version, updatedAt: s.updatedAt.toISOString(), submittedAt: s.submittedAt.toISOString(), deleted: true, deletedAt: observedAt, observedAt, data: {}, via: 'sweep' });
-  }
-  return out;
 }

@@ -6,6 +6,8 @@
  * `:updated_at`, `:version`) are kept beside the user columns.
  */
 
+import { mulberry32 } from '../odk/odk.data.ts';
+
 export interface SocrataColumn {
   id: number;
   fieldName: string;
@@ -18,18 +20,6 @@ export interface SocrataColumn {
 export type SocrataRow = Record<string, unknown>;
 
 export const SYSTEM_FIELDS = [':id', ':created_at', ':updated_at', ':version'] as const;
-
-/** A small seeded PRNG (mulberry32): same seed, same rows. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ID_CHARS = '23456789abcdefghijkmnpqrstuvwxyz';
 
@@ -51,7 +41,7 @@ export class SocrataDataset {
     readonly rowIdentifierColumnId?: number,
     seed = 1,
   ) {
-    this.random = prng(seed);
+    this.random = mulberry32(seed);
   }
 
   /** A random `row-xxxx~xxxx~xxxx` id: new rows land anywhere in `:id` order, as on a real portal. */
@@ -165,7 +155,7 @@ const ZIPS = ['98103', '98115', '98117', '98107', '98122', '98125', '98118', '98
 
 /** `n` pet-license rows (values in SODA's spelling; about a third without a secondary breed, some without a name). */
 export function petRows(n: number, seed = 7, from = new Date('2015-01-01T00:00:00Z'), to = new Date('2024-12-31T00:00:00Z')): { values: SocrataRow[]; times: Date[] } {
-  const r = prng(seed);
+  const r = mulberry32(seed);
   const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)]!;
   const span = to.getTime() - from.getTime();
   const values: SocrataRow[] = [];
