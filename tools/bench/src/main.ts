@@ -28,7 +28,7 @@ import { dropQueuePrefix, testQueueSettings } from '@fieldsync/queues/testing';
 import { startKoboSimulator, type KoboRecord, type KoboSimulator } from '@fieldsync/simulator';
 import { topSelf } from './profile.ts';
 
-export const BENCH_USAGE = `usage: fieldsync bench [--n 51754] [--json FILE] [--quick] [--big 500000] [--profile DIR]
+export const BENCH_USAGE = `usage: fieldsync bench [--n 51754] [--json FILE] [--quick] [--big 500000] [--only LIST] [--profile DIR]
 
 Starts a Kobo simulator and the apps against local PostgreSQL, MariaDB and
 Redis, and prints one markdown table: each fieldsync figure next to its limit
@@ -37,6 +37,8 @@ Redis, and prints one markdown table: each fieldsync figure next to its limit
   --json FILE   also write the rows as [{name, value, unit, limit, ratio}]
   --quick       fewer sections, short ingress runs: a sanity run
   --big N       also backfill and sweep N records (e.g. 500000) for the memory ratio
+  --only LIST   only these sections (comma-separated): pg, pg-tables, mariadb,
+                mariadb-tables, loaders, big, ingress; the limits run when needed
   --profile DIR only a PostgreSQL backfill with node --cpu-prof on poller and loader;
                 prints their top functions by self time`;
 
@@ -45,7 +47,7 @@ interface Row { name: string; value: number; unit: string; limit: string | null;
 const { values: args } = parseArgs({
   options: {
     n: { type: 'string' }, json: { type: 'string' }, quick: { type: 'boolean', default: false },
-    big: { type: 'string' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
+    big: { type: 'string' }, only: { type: 'string' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (args.help) {
@@ -53,6 +55,15 @@ if (args.help) {
   process.exit(0);
 }
 const QUICK = args.quick;
+const SECTIONS = ['pg', 'pg-tables', 'mariadb', 'mariadb-tables', 'loaders', 'big', 'ingress'] as const;
+const only = args.only?.split(',').map((x) => x.trim()).filter(Boolean);
+const bad = only?.filter((x) => !(SECTIONS as readonly string[]).includes(x));
+if (bad?.length) {
+  console.error(`--only: unknown section(s) ${bad.join(', ')} (known: ${SECTIONS.join(', ')})`);
+  process.exit(2);
+}
+/** Whether a section runs: all by default (--quick skips mariadb-tables), else those named in --only. */
+const want = (s: (typeof SECTIONS)[number]) => (only ? only.includes(s) : !(QUICK && s === 'mariadb-tables'));
 const N = Number(args.n ?? (QUICK ? 10_000 : 51_754));
 const TOKEN = randomBytes(8).toString('hex');
 const HOOK = { username: 'kobo', password: randomBytes(8).toString('hex') };
@@ -380,22 +391,26 @@ async function main(): Promise<void> {
   log(`${N} records in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${Math.round(avg)} bytes of JSON on average, ${Math.round(repeats * 100)} % with a repeat`);
   try {
     if (args.profile) return await profile(kobo, main, path.resolve(args.profile));
-    setLimit('postgresql copy', await pgCopy(recs), 'rows/s');
-    setLimit('mariadb load data', await mariaLoad(recs), 'rows/s');
+    const needs = (d: Dialect) => (d === 'postgresql' ? ['pg', 'pg-tables', 'loaders', 'big'] : ['mariadb', 'mariadb-tables']).some((x) => want(x as (typeof SECTIONS)[number]));
+    if (needs('postgresql')) setLimit('postgresql copy', await pgCopy(recs), 'rows/s');
+    if (needs('mysql')) setLimit('mariadb load data', await mariaLoad(recs), 'rows/s');
     // The first scenario edits every record (all-newer): each later one copies the current versions.
     // A fresh asset per scenario (the first one edits its records); dropped after use to bound memory.
-    const asset = () => mkAsset(N);
-    await backfill(kobo, main, { dialect: 'postgresql', tables: false, loaders: 1, label: 'postgresql raw', redeliver: true, sweep: true, memory: 'base' });
-    await backfill(kobo, asset(), { dialect: 'postgresql', tables: true, loaders: 1, label: 'postgresql tables', redeliver: !QUICK });
-    await backfill(kobo, asset(), { dialect: 'mysql', tables: false, loaders: 1, label: 'mariadb raw', redeliver: !QUICK });
-    if (!QUICK) await backfill(kobo, asset(), { dialect: 'mysql', tables: true, loaders: 1, label: 'mariadb tables', redeliver: false });
-    for (const loaders of QUICK ? [2] : [2, 4]) await backfill(kobo, asset(), { dialect: 'postgresql', tables: false, loaders, label: `postgresql raw, ${loaders} loaders`, redeliver: false });
-    if (args.big) {
+    let fresh = true;
+    const asset = () => (fresh ? ((fresh = false), main) : mkAsset(N));
+    if (want('pg')) await backfill(kobo, asset(), { dialect: 'postgresql', tables: false, loaders: 1, label: 'postgresql raw', redeliver: true, sweep: true, memory: 'base' });
+    if (want('pg-tables')) await backfill(kobo, asset(), { dialect: 'postgresql', tables: true, loaders: 1, label: 'postgresql tables', redeliver: !QUICK });
+    if (want('mariadb')) await backfill(kobo, asset(), { dialect: 'mysql', tables: false, loaders: 1, label: 'mariadb raw', redeliver: !QUICK });
+    if (want('mariadb-tables')) await backfill(kobo, asset(), { dialect: 'mysql', tables: true, loaders: 1, label: 'mariadb tables', redeliver: false });
+    if (want('loaders')) for (const loaders of QUICK ? [2] : [2, 4]) await backfill(kobo, asset(), { dialect: 'postgresql', tables: false, loaders, label: `postgresql raw, ${loaders} loaders`, redeliver: false });
+    if (args.big && want('big')) {
       const big = Number(args.big);
+      // The memory ratio needs the base figures of the same run.
+      if (!want('pg')) await backfill(kobo, asset(), { dialect: 'postgresql', tables: false, loaders: 1, label: 'postgresql raw', redeliver: true, sweep: true, memory: 'base' });
       log(`generating ${big} records for the memory ratio`);
       await backfill(kobo, mkAsset(big), { dialect: 'postgresql', tables: false, loaders: 1, label: `postgresql raw ${big}`, redeliver: false, sweep: true, memory: 'big' });
     }
-    await ingress(kobo, 'postgresql');
+    if (want('ingress')) await ingress(kobo, 'postgresql');
   } finally {
     await kobo.close();
   }
