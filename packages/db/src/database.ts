@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import * as mariadb from 'mariadb';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaMariaDb } from '@prisma/adapter-mariadb';
@@ -15,7 +18,21 @@ export interface Sql {
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /** Rows affected by a write. */
   execute(text: string, params?: unknown[]): Promise<number>;
+  /**
+   * PostgreSQL, inside a transaction only: `COPY … FROM STDIN` fed with text-format
+   * lines (see copyText). Absent on MySQL and on the pool: a temporary table filled
+   * this way is only useful to the statements of the same transaction.
+   */
+  copyIn?(statement: string, data: Iterable<string>): Promise<void>;
 }
+
+/** A value as a field of COPY's text format: `\N` for null, backslash, tab and line breaks escaped. */
+export function copyText(v: string | null): string {
+  if (v === null) return '\\N';
+  // JSON text has no raw tabs or line breaks, only backslashes: the common case is one scan.
+  return /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : v;
+}
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 export interface Database {
   readonly dialect: Dialect;
@@ -38,8 +55,16 @@ function toPgPlaceholders(text: string): string {
   return text.replace(/\?/g, () => `$${++n}`);
 }
 
-function pgSql(client: pg.Pool | pg.PoolClient): Sql {
+function pgSql(client: pg.Pool | pg.PoolClient, inTransaction = false): Sql {
   return {
+    ...(inTransaction
+      ? {
+          async copyIn(statement: string, data: Iterable<string>) {
+            // Chunks of lines, not one per row: each write is a protocol message.
+            await pipeline(Readable.from(batchLines(data), { objectMode: false }), (client as pg.PoolClient).query(copyFrom(statement)));
+          },
+        }
+      : {}),
     async query(text, params = []) {
       const r = await client.query(toPgPlaceholders(text), params);
       return r.rows;
@@ -49,6 +74,22 @@ function pgSql(client: pg.Pool | pg.PoolClient): Sql {
       return r.rowCount ?? 0;
     },
   };
+}
+
+/** Lines joined into ~256 kB strings. */
+function* batchLines(lines: Iterable<string>): Generator<string> {
+  let buf: string[] = [];
+  let size = 0;
+  for (const l of lines) {
+    buf.push(l);
+    size += l.length;
+    if (size >= 256 * 1024) {
+      yield buf.join('');
+      buf = [];
+      size = 0;
+    }
+  }
+  if (buf.length) yield buf.join('');
 }
 
 function mysqlSql(conn: mariadb.Pool | mariadb.PoolConnection): Sql {
@@ -129,7 +170,7 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
         let broken: Error | undefined;
         try {
           await client.query('BEGIN');
-          const out = await fn(pgSql(client));
+          const out = await fn(pgSql(client, true));
           await client.query('COMMIT');
           return out;
         } catch (err) {

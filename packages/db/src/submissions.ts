@@ -1,8 +1,7 @@
 import { newestPerKey, recordId, type CanonicalSubmission } from '@fieldsync/model';
-import type { Database, Sql } from './database.ts';
-import type { Dialect } from './dialect.ts';
+import { copyText, type Database, type Sql } from './database.ts';
 
-/** Rows per INSERT statement: well under PostgreSQL's 65,535 parameters. */
+/** Rows per MySQL INSERT statement: well under its 65,535 placeholders. */
 export const UPSERT_CHUNK = 1000;
 /**
  * JSON bytes per INSERT statement: MySQL refuses a statement larger than
@@ -46,13 +45,27 @@ const PG_NEWER = `(CASE WHEN EXCLUDED."version" = s."version" THEN
 END)`;
 const PG_FLIP = `(EXCLUDED."deleted" <> s."deleted" AND EXCLUDED."stateSeenAt" >= s."stateSeenAt")`;
 
-function pgUpsert(rows: number): string {
-  const tuple = `(?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, ?::timestamptz, ?::timestamptz, ?::jsonb, ?, now())`;
+/**
+ * Where a PostgreSQL batch is staged: COPY fills it, one INSERT … SELECT merges it.
+ * COPY skips the parse and plan of a statement with 12 parameters per row, which
+ * cost more than the writes themselves. Created once per connection (temporary
+ * tables live as long as their session); emptied at every commit.
+ */
+const PG_STAGE = 'fs_submission_in';
+const PG_STAGE_DDL = `CREATE TEMP TABLE IF NOT EXISTS ${PG_STAGE} (
+  "sourceId" text, "formId" text, "key" text, "version" text, "replaces" text,
+  "updatedAt" timestamptz(3), "submittedAt" timestamptz(3), "deleted" boolean, "deletedAt" timestamptz(3),
+  "stateSeenAt" timestamptz(3), "data" jsonb, "via" text
+) ON COMMIT DELETE ROWS`;
+const PG_COPY = `COPY ${PG_STAGE} (${COLS.map((c) => `"${c}"`).join(', ')}) FROM STDIN`;
+
+/** The merge of the staged rows into Submission, newest wins. */
+const PG_MERGE = (() => {
   const newerCols = ['version', 'replaces', 'updatedAt', 'submittedAt', 'data', 'via'];
   const flipCols = ['deleted', 'deletedAt', 'stateSeenAt'];
   // Each condition is evaluated once per row (a sub-select), not once per column.
   return `INSERT INTO "Submission" AS s (${[...COLS, 'loadedAt'].map((c) => `"${c}"`).join(', ')})
-VALUES ${Array(rows).fill(tuple).join(', ')}
+SELECT ${COLS.map((c) => `"${c}"`).join(', ')}, now() FROM ${PG_STAGE}
 ON CONFLICT ("sourceId", "formId", "key") DO UPDATE SET
   (${[...newerCols, ...flipCols, 'loadedAt'].map((c) => `"${c}"`).join(', ')}) = (SELECT
 ${[
@@ -63,6 +76,18 @@ ${[
   FROM (SELECT ${PG_NEWER} AS newer, ${PG_FLIP} AS flip) c)
 WHERE ${PG_NEWER} OR ${PG_FLIP}
 RETURNING "sourceId", "formId", "key", (xmax = 0) AS "inserted"`;
+})();
+
+/** The batch as COPY text lines, in COLS order. */
+function* copyLines(batch: Encoded[]): Generator<string> {
+  for (const { s, json } of batch) {
+    yield [
+      copyText(s.sourceId), copyText(s.formId), copyText(s.key), copyText(s.version), copyText(s.replaces ?? null),
+      copyText(s.updatedAt), copyText(s.submittedAt), s.deleted ? 't' : 'f',
+      copyText(s.deleted ? (s.deletedAt ?? s.observedAt) : null), copyText(s.observedAt),
+      copyText(json), copyText(s.via),
+    ].join('\t') + '\n';
+  }
 }
 
 /*
@@ -181,8 +206,8 @@ interface Encoded {
   json: string;
 }
 
-function params(dialect: Dialect, batch: Encoded[]): unknown[] {
-  const t = dialect === 'postgresql' ? (iso: string) => iso : mysqlTime;
+function mysqlParams(batch: Encoded[]): unknown[] {
+  const t = mysqlTime;
   const out: unknown[] = [];
   for (const { s, json } of batch) {
     out.push(
@@ -198,11 +223,6 @@ function params(dialect: Dialect, batch: Encoded[]): unknown[] {
   return out;
 }
 
-/**
- * Writes a batch with newest-wins semantics: one multi-row statement per
- * {@link UPSERT_CHUNK} rows (after one per 2,000 `replaces`), all in the caller's
- * transaction if it passes one — pass one: the lineage must commit with the rows.
- */
 export interface UpsertResult {
   /**
    * PostgreSQL: the copies this call inserted as new rows (xmax = 0), so the stored row
@@ -212,25 +232,27 @@ export interface UpsertResult {
   inserted: CanonicalSubmission[] | null;
 }
 
+/**
+ * Writes a batch with newest-wins semantics, after one statement per 2,000 `replaces`:
+ * on PostgreSQL a COPY into a staging table and one merge; on MySQL one multi-row
+ * statement per {@link UPSERT_CHUNK} rows. All in the caller's transaction if it
+ * passes one — pass one: the lineage must commit with the rows.
+ */
 export async function upsertSubmissions(db: Database, batch: CanonicalSubmission[], sql: Sql = db.sql): Promise<UpsertResult> {
+  // PostgreSQL stages the batch in a temporary table, which needs a transaction: one of our own when the caller has none.
+  if (db.dialect === 'postgresql' && !sql.copyIn) return db.transaction((tx) => upsertSubmissions(db, batch, tx));
   await recordSuperseded(db, batch, sql);
   // Read where a key has several copies to choose from, and on MySQL where lineage can
   // decide (PostgreSQL's statement reads it itself); ODK and first loads skip the read.
   const needed = new Set(batch.map(recordId)).size < batch.length || (db.dialect === 'mysql' && batch.some((s) => s.replaces));
   const known = needed ? await knownSuperseded(db, sql, batch) : new Map<string, Set<string>>();
   const rows = newestPerKey(batch, known);
-  const inserted: CanonicalSubmission[] | null = db.dialect === 'postgresql' ? [] : null;
+  if (db.dialect === 'postgresql') return { inserted: await pgWrite(sql, rows) };
   let chunk: Encoded[] = [];
   let bytes = 0;
   const flush = async () => {
     if (chunk.length === 0) return;
-    if (db.dialect === 'postgresql') {
-      const written = await sql.query<{ sourceId: string; formId: string; key: string; inserted: boolean }>(pgUpsert(chunk.length), params(db.dialect, chunk));
-      const sent = new Map(chunk.map(({ s }) => [recordId(s), s]));
-      for (const w of written) if (w.inserted) inserted!.push(sent.get(recordId(w))!);
-    } else {
-      await mysqlChunk(sql, chunk, known);
-    }
+    await mysqlChunk(sql, chunk, known);
     chunk = [];
     bytes = 0;
   };
@@ -241,7 +263,19 @@ export async function upsertSubmissions(db: Database, batch: CanonicalSubmission
     bytes += json.length;
   }
   await flush();
-  return { inserted };
+  return { inserted: null };
+}
+
+/** PostgreSQL: staged by COPY and merged in one statement (the caller's transaction). */
+async function pgWrite(sql: Sql, rows: CanonicalSubmission[]): Promise<CanonicalSubmission[]> {
+  if (rows.length === 0) return [];
+  await sql.execute(PG_STAGE_DDL);
+  await sql.copyIn!(PG_COPY, copyLines(rows.map((s) => ({ s, json: JSON.stringify(s.data) }))));
+  const written = await sql.query<{ sourceId: string; formId: string; key: string; inserted: boolean }>(PG_MERGE);
+  // ON COMMIT empties the stage; a later upsert in the same transaction must not merge these again.
+  await sql.execute(`DELETE FROM ${PG_STAGE}`);
+  const sent = new Map(rows.map((s) => [recordId(s), s]));
+  return written.filter((w) => w.inserted).map((w) => sent.get(recordId(w))!);
 }
 
 /** Placeholders a MySQL prepared statement may hold (65,535), with room to spare. */
@@ -257,7 +291,7 @@ async function mysqlChunk(sql: Sql, chunk: Encoded[], superseded: Map<string, Se
     await mysqlChunk(sql, chunk.slice(mid), superseded);
     return;
   }
-  await sql.execute(mysqlUpsert(chunk.length, known.length), [...params('mysql', chunk), ...known.flat(), ...known.flat()]);
+  await sql.execute(mysqlUpsert(chunk.length, known.length), [...mysqlParams(chunk), ...known.flat(), ...known.flat()]);
 }
 
 export interface StoredVersion {

@@ -28,7 +28,7 @@ import { dropQueuePrefix, testQueueSettings } from '@fieldsync/queues/testing';
 import { startKoboSimulator, type KoboRecord, type KoboSimulator } from '@fieldsync/simulator';
 import { topSelf } from './profile.ts';
 
-export const BENCH_USAGE = `usage: fieldsync bench [--n 51754] [--json FILE] [--quick] [--big 500000] [--only LIST] [--profile DIR]
+export const BENCH_USAGE = `usage: fieldsync bench [--n 51754] [--json FILE] [--quick] [--big 500000] [--only LIST] [--repeats 0.3] [--profile DIR]
 
 Starts a Kobo simulator and the apps against local PostgreSQL, MariaDB and
 Redis, and prints one markdown table: each fieldsync figure next to its limit
@@ -39,6 +39,7 @@ Redis, and prints one markdown table: each fieldsync figure next to its limit
   --big N       also backfill and sweep N records (e.g. 500000) for the memory ratio
   --only LIST   only these sections (comma-separated): pg, pg-tables, mariadb,
                 mariadb-tables, loaders, big, ingress; the limits run when needed
+  --repeats F   share of records with a repeat group (default 0.3)
   --profile DIR only a PostgreSQL backfill with node --cpu-prof on poller and loader;
                 prints their top functions by self time`;
 
@@ -47,7 +48,7 @@ interface Row { name: string; value: number; unit: string; limit: string | null;
 const { values: args } = parseArgs({
   options: {
     n: { type: 'string' }, json: { type: 'string' }, quick: { type: 'boolean', default: false },
-    big: { type: 'string' }, only: { type: 'string' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
+    big: { type: 'string' }, only: { type: 'string' }, repeats: { type: 'string' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (args.help) {
@@ -377,7 +378,7 @@ async function profile(kobo: KoboSimulator, asset: string, dir: string): Promise
 async function main(): Promise<void> {
   const started = new Date();
   log(`generating ${N} records`);
-  const kobo = await startKoboSimulator({ token: TOKEN, submissions: 0, seed: 17 });
+  const kobo = await startKoboSimulator({ token: TOKEN, submissions: 0, seed: 17, repeatShare: Number(args.repeats ?? 0.3) });
   const t0 = Date.now();
   const mkAsset = (n: number) => {
     const a = kobo.addAsset();

@@ -23,6 +23,8 @@ export interface KoboSimulatorOptions {
   seed?: number;
   /** Survey assets to create; default one. `uid` defaults to a seeded Kobo-style uid. */
   assets?: { uid?: string; name?: string }[];
+  /** Share of new submissions with household members (the repeat group). Default: as seeded records always were (about 80 %). */
+  repeatShare?: number;
   /** Submissions created in every asset at start. Default 0. */
   submissions?: number;
   /** First `_id` handed out (ids are unique across assets). Default 1. */
@@ -91,6 +93,7 @@ export async function startKoboSimulator(opts: KoboSimulatorOptions = {}): Promi
   const store = new KoboStore({
     seed: opts.seed ?? 1,
     firstId: opts.firstId ?? 1,
+    ...(opts.repeatShare !== undefined ? { repeatShare: opts.repeatShare } : {}),
     startTime: opts.startTime ?? new Date(Date.now() - 30 * 86_400_000),
   });
   const state: KoboServerState = { store, token: opts.token ?? 'kobo-sim-token', faults: [], log: [], publicUrl: opts.publicUrl, embeddedVersions: opts.embeddedVersions, fileFaults: new FileFaults() };

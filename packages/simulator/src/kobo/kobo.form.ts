@@ -50,6 +50,11 @@ export interface AnswerContext {
   started: Date;
   /** Record number, for file names. */
   seq: number;
+  /**
+   * Share of records whose top-level repeats have entries (1–4). Absent: 0–4 entries
+   * at random (about 80 % have some), the stream every seeded fixture was built from.
+   */
+  repeatShare?: number;
 }
 
 /** Choice lists: name and a label per translation. */
@@ -152,7 +157,9 @@ export function fillSurvey(r: Rng, ctx: AnswerContext, nodes: KoboNode[] = SURVE
       Object.assign(out, fillSurvey(r, ctx, n.children, `${path}/`));
     } else {
       // Nested repeats are smaller, so records stay small.
-      const entries = Array.from({ length: r.int(0, prefix.split('/').length > 2 ? 2 : 4) }, () => fillSurvey(r, ctx, n.children, `${path}/`));
+      const nested = prefix.split('/').length > 2;
+      const length = !nested && ctx.repeatShare !== undefined ? (r.chance(ctx.repeatShare) ? r.int(1, 4) : 0) : r.int(0, nested ? 2 : 4);
+      const entries = Array.from({ length }, () => fillSurvey(r, ctx, n.children, `${path}/`));
       if (entries.length) out[path] = entries;
     }
   }

@@ -44,6 +44,8 @@ export interface KoboStoreOptions {
   firstId: number;
   /** Simulated receive time of the first submission. */
   startTime: Date;
+  /** Share of records with repeat entries (see AnswerContext). */
+  repeatShare?: number;
 }
 
 /** Answers a test can set on an edit: a string sets, `null` removes (unanswered), arrays for repeats. */
@@ -66,11 +68,13 @@ export class KoboStore {
   /** Absolute base for `download_url`s; set once the server listens. */
   publicBase = 'http://127.0.0.1';
   private readonly rng: Rng;
+  private readonly repeatShare: number | undefined;
   private nextId: number;
   private clock: number;
 
   constructor(opts: KoboStoreOptions) {
     this.rng = new Rng(opts.seed);
+    this.repeatShare = opts.repeatShare;
     this.nextId = opts.firstId;
     this.clock = Math.floor(opts.startTime.getTime() / 1000) * 1000;
   }
@@ -231,7 +235,7 @@ export class KoboStore {
     const r = this.rng;
     const id = this.nextId++;
     const started = new Date(received.getTime() - r.int(600, 7200) * 1000);
-    const answers = fillSurvey(r, { started, seq: id }, a.survey);
+    const answers = fillSurvey(r, { started, seq: id, ...(this.repeatShare !== undefined ? { repeatShare: this.repeatShare } : {}) }, a.survey);
     const instance = r.uuid();
     const attachments = mediaPaths(a.survey).filter((p) => typeof answers[p] === 'string').map((p, i) => {
       const file = answers[p] as string;
