@@ -99,6 +99,32 @@ export function matches(doc: Doc, filter: Doc): boolean {
   return true;
 }
 
+/**
+ * Documents matching `filter`, in `sort` order, from documents sorted by `_id`. A keyset
+ * page (`{"_id": {"$gt": N}}`, perhaps with `$in`/`$or`, sorted by `_id`) starts at a
+ * binary search, as Mongo's `_id` index does, instead of testing every document on
+ * every page: the walk over a large form stays linear, so the simulator does not eat
+ * the CPU of the pipeline it feeds.
+ */
+export function selectDocs<T extends Doc & { _id: number }>(byId: T[], filter: Doc, sort: [string, 1 | -1][]): T[] {
+  const id = filter._id;
+  const keyset =
+    sort.length === 1 && sort[0]![0] === '_id' && sort[0]![1] === 1 &&
+    Object.keys(filter).every((k) => k === '_id' || k === '$or') &&
+    isOperatorObject(id) && typeof id.$gt === 'number' && Object.keys(id).every((op) => op === '$gt' || op === '$in');
+  if (!keyset) return sortDocs(byId.filter((r) => matches(r, filter)), sort);
+  const gt = id.$gt as number;
+  let lo = 0;
+  let hi = byId.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (byId[mid]!._id > gt) hi = mid;
+    else lo = mid + 1;
+  }
+  const tail = byId.slice(lo);
+  return Object.keys(filter).length === 1 && Object.keys(id).length === 1 ? tail : tail.filter((r) => matches(r, filter));
+}
+
 /** Parses a JSON query parameter, or throws QueryError naming the parameter. */
 export function parseJsonParam(name: string, raw: string | undefined): unknown {
   if (raw === undefined) return undefined;

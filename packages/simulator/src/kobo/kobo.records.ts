@@ -68,6 +68,8 @@ export class KoboStore {
   /** Absolute base for `download_url`s; set once the server listens. */
   publicBase = 'http://127.0.0.1';
   private readonly rng: Rng;
+  /** visible() per asset, until its records change (every change goes through this class). */
+  private readonly sortedCache = new WeakMap<KoboAsset, KoboRecord[]>();
   private readonly repeatShare: number | undefined;
   private nextId: number;
   private clock: number;
@@ -153,6 +155,7 @@ export class KoboStore {
       this.clock += (o.everyS ?? this.rng.int(5, 300)) * 1000;
       const rec = this.newRecord(a, new Date(this.now()));
       (o.hidden ? a.hidden : a.records).set(rec._id, rec);
+      this.sortedCache.delete(a);
       out.push(structuredClone(rec));
     }
     return out;
@@ -167,6 +170,7 @@ export class KoboStore {
       if (!rec) throw new Error(`no hidden record ${id} in ${uid}`);
       a.hidden.delete(id);
       a.records.set(id, rec);
+      this.sortedCache.delete(a);
       out.push(structuredClone(rec));
     }
     return out;
@@ -199,6 +203,7 @@ export class KoboStore {
       validation: cur._validation_status as Record<string, unknown>,
     });
     a.records.set(id, rec);
+    this.sortedCache.delete(a);
     return structuredClone(rec);
   }
 
@@ -218,12 +223,16 @@ export class KoboStore {
   /** Hard delete: the record vanishes, no tombstone. */
   delete(uid: string, id: number): boolean {
     const a = this.get(uid);
+    this.sortedCache.delete(a);
     return a.records.delete(id) || a.hidden.delete(id);
   }
 
   /** Visible records, `_id` ascending (live objects: callers must not mutate). */
   visible(uid: string): KoboRecord[] {
-    return [...this.get(uid).records.values()].sort((x, y) => x._id - y._id);
+    const a = this.get(uid);
+    let sorted = this.sortedCache.get(a);
+    if (!sorted) this.sortedCache.set(a, (sorted = [...a.records.values()].sort((x, y) => x._id - y._id)));
+    return sorted;
   }
 
   /** Server receive time: the simulated clock, never ahead of the real one. */

@@ -1,5 +1,5 @@
 import express, { type Request, type Response, type NextFunction } from 'express';
-import { matches, parseFields, parseQuery, parseSort, project, QueryError, sortDocs } from './kobo.query.ts';
+import { parseFields, parseQuery, parseSort, project, QueryError, selectDocs } from './kobo.query.ts';
 import { createHash } from 'node:crypto';
 import type { KoboAsset, KoboStore, KoboVersion } from './kobo.records.ts';
 import { attachmentBytes, type FileFaults } from '../attachments.ts';
@@ -236,7 +236,7 @@ export function createKoboApp(state: KoboServerState): express.Express {
       const filter = parseQuery(q.query);
       const sort = parseSort(q.sort);
       fields = parseFields(q.fields);
-      rows = sortDocs(state.store.visible(a.uid).filter((r) => matches(r, filter)), sort);
+      rows = selectDocs(state.store.visible(a.uid), filter, sort);
     } catch (e) {
       if (e instanceof QueryError) return detail(res, 400, e.message);
       throw e;
