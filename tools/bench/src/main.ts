@@ -221,7 +221,9 @@ async function expectExact(s: Stack, kobo: KoboSimulator, asset: string): Promis
 /** Waits for a run started at `since`; returns seconds from its first source request to `end()`. */
 async function timeRun(s: Stack, kobo: KoboSimulator, since: number, done: () => Promise<boolean>, end: () => Promise<number>, timeoutMs = Number(process.env.BENCH_TIMEOUT_MS ?? 180_000)): Promise<{ secs: number; requests: number }> {
   try {
-    await waitFor('the run', async () => (failIfDead(s), await done()) && (await idle(s)), timeoutMs, 100);
+    // Every 500 ms: the end is read from the rows' loadedAt, not from when this check sees it, and a
+    // COUNT over the table ten times a second would take CPU from the run it measures.
+    await waitFor('the run', async () => (failIfDead(s), await done()) && (await idle(s)), timeoutMs, 500);
   } catch (err) {
     const tails = s.apps.map((a) => `--- ${a.name}\n${a.output().split('\n').slice(-15).join('\n')}`).join('\n');
     throw new Error(`${(err as Error).message}; ${kobo.requests.filter((r) => r.at.getTime() >= since).length} source requests (${kobo.requests.filter((r) => r.at.getTime() >= since).slice(0, 12).map((r) => `${r.status} ${r.path}?${new URLSearchParams(r.query)}`).join(', ')}); ${await s.t.db.prisma.submission.count()} rows; ingest ${JSON.stringify(await s.queues.ingest.getJobCounts())} poll ${JSON.stringify(await s.queues.poll.getJobCounts())}\n${tails}`, { cause: err });

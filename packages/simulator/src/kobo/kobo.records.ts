@@ -70,6 +70,8 @@ export class KoboStore {
   private readonly rng: Rng;
   /** visible() per asset, until its records change (every change goes through this class). */
   private readonly sortedCache = new WeakMap<KoboAsset, KoboRecord[]>();
+  /** Each record's JSON, until it changes (an edit is a new object; validate() changes one in place). */
+  private readonly jsonCache = new WeakMap<KoboRecord, string>();
   private readonly repeatShare: number | undefined;
   private nextId: number;
   private clock: number;
@@ -216,6 +218,7 @@ export class KoboStore {
     const cur = this.get(uid).records.get(id);
     if (!cur) throw new Error(`no record ${id} in ${uid}`);
     const labels = { validation_status_approved: 'Approved', validation_status_not_approved: 'Not approved', validation_status_on_hold: 'On hold' };
+    this.jsonCache.delete(cur);
     cur._validation_status = status ? { timestamp: Math.floor(Date.now() / 1000), uid: status, by_whom: 'supervisor', label: labels[status] } : {};
     return structuredClone(cur);
   }
@@ -228,6 +231,13 @@ export class KoboStore {
   }
 
   /** Visible records, `_id` ascending (live objects: callers must not mutate). */
+  /** A record as JSON text, serialized once: pages of a large form cost the simulator little CPU, as a remote server costs us none. */
+  json(rec: KoboRecord): string {
+    let text = this.jsonCache.get(rec);
+    if (text === undefined) this.jsonCache.set(rec, (text = JSON.stringify(rec)));
+    return text;
+  }
+
   visible(uid: string): KoboRecord[] {
     const a = this.get(uid);
     let sorted = this.sortedCache.get(a);

@@ -56,6 +56,21 @@ async function get<T = unknown>(path: string, params: Record<string, unknown> = 
 const data = <T = KoboPage<ServedRecord>>(uid: string, params: Record<string, unknown> = {}) => get<T>(`/api/v2/assets/${uid}/data/`, { format: 'json', ...params });
 
 describe('kobo simulator: data API', () => {
+  it('serves what the store holds now: a validation status set or an edit made after a page was served shows on the next read', async () => {
+    const { sim, uid } = await start({ submissions: 5 });
+    const before = (await data(uid)).body.results;
+    expect(before.map((r) => r._id)).toEqual(sim.records(uid).map((r) => r._id));
+    const [first, second] = before;
+    // Seeded records carry random statuses: pick one this record does not have.
+    const status = (first!._validation_status as { uid?: string }).uid === 'validation_status_on_hold' ? 'validation_status_approved' : 'validation_status_on_hold';
+    sim.validateSubmission(uid, first!._id, status);
+    sim.editSubmission(uid, second!._id);
+    const after = new Map((await data(uid)).body.results.map((r) => [r._id, r]));
+    expect((after.get(first!._id)!._validation_status as { uid?: string }).uid).toBe(status);
+    expect(after.get(second!._id)!['meta/instanceID']).not.toBe(second!['meta/instanceID']);
+    expect(after.get(second!._id)).toEqual(sim.record(uid, second!._id));
+  });
+
   it('pages with an absolute next/previous envelope, default limit 100, _id ascending', async () => {
     const { uid } = await start({ submissions: 250 });
     const p1 = await data(uid);

@@ -251,12 +251,12 @@ export function createKoboApp(state: KoboServerState): express.Express {
       else u.searchParams.delete('start');
       return u.toString();
     };
-    res.json({
-      count: rows.length,
-      next: start + limit < rows.length ? link(start + limit) : null,
-      previous: start > 0 ? link(Math.max(start - limit, 0)) : null,
-      results: rows.slice(start, start + limit).map((r) => project(r, fields)),
-    });
+    const page = rows.slice(start, start + limit);
+    // The same body res.json would write; whole records come from their cached JSON.
+    const results = fields ? JSON.stringify(page.map((r) => project(r, fields))) : `[${page.map((r) => state.store.json(r)).join(',')}]`;
+    const next = start + limit < rows.length ? link(start + limit) : null;
+    const previous = start > 0 ? link(Math.max(start - limit, 0)) : null;
+    res.type('application/json').send(`{"count":${rows.length},"next":${JSON.stringify(next)},"previous":${JSON.stringify(previous)},"results":${results}}`);
   });
 
   // An attachment's download_url: kpi streams the file itself (no redirect); bytes are deterministic per file name.
