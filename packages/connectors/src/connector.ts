@@ -1,7 +1,7 @@
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
-import type { StoredVersion, Cursor } from '@fieldsync/db';
+import type { StoredVersion, StoredIndex, Cursor } from '@fieldsync/db';
 
-export type { Cursor, StoredVersion };
+export type { Cursor, StoredVersion, StoredIndex };
 
 /** One page of an incremental pull. */
 export interface PullPage {
@@ -47,9 +47,10 @@ export interface SourceConnector {
   readonly sweepProbe?: string[];
   /**
    * Finds what the incremental pull cannot see by comparing the source's keys
-   * and versions with what we store: edits, deletions, restores.
+   * and versions with what we store: edits, deletions, restores. `stored` is read
+   * page by page (never held whole): memory stays flat in the size of the form.
    */
-  sweep(formId: string, stored: ReadonlyMap<string, StoredVersion>, opts?: { signal?: AbortSignal }): AsyncIterable<SweepPage>;
+  sweep(formId: string, stored: StoredIndex, opts?: { signal?: AbortSignal }): AsyncIterable<SweepPage>;
   /**
    * A backfill (`sync --initialize`) is a full reload: after a complete walk the
    * runner marks deleted every stored record the walk did not return (Socrata).
@@ -114,13 +115,46 @@ export type WebhookParser = (sourceId: string, body: unknown, receivedAt: Date, 
 /** The same for an XML body (the raw text); throws PayloadError. */
 export type XmlWebhookParser = (sourceId: string, xml: string, receivedAt: Date, hints?: WebhookHints) => CanonicalSubmission[];
 
-/** Tombstones for stored, live keys not in `seen`, carrying the stored version and times (a tombstone must not look newer than what it hides). */
-export function tombstonesFor(sourceId: string, formId: string, stored: ReadonlyMap<string, StoredVersion>, seen: ReadonlySet<string>): CanonicalSubmission[] {
+/** Tombstones for these stored rows that are live and not `seen`, carrying the stored version and times (a tombstone must not look newer than what it hides). */
+export function tombstonesFor(sourceId: string, formId: string, stored: Iterable<StoredVersion>, seen: (key: string) => boolean): CanonicalSubmission[] {
   const observedAt = new Date().toISOString();
   const out: CanonicalSubmission[] = [];
-  for (const [key, s] of stored) {
-    if (s.deleted || seen.has(key)) continue;
-    out.push({ sourceId, formId, key, version: s.version, updatedAt: s.updatedAt.toISOString(), submittedAt: s.submittedAt.toISOString(), deleted: true, deletedAt: observedAt, observedAt, data: {}, via: 'sweep' });
+  for (const s of stored) {
+    if (s.deleted || seen(s.key)) continue;
+    out.push({ sourceId, formId, key: s.key, version: s.version, updatedAt: s.updatedAt.toISOString(), submittedAt: s.submittedAt.toISOString(), deleted: true, deletedAt: observedAt, observedAt, data: {}, via: 'sweep' });
   }
   return out;
+}
+
+/**
+ * Tombstones for every live stored row not `seen`, a chunk of `stored.live()` at a
+ * time (empty chunks skipped). Call it only after a complete walk.
+ */
+export async function* tombstonePages(sourceId: string, formId: string, stored: StoredIndex, seen: (key: string) => boolean): AsyncGenerator<CanonicalSubmission[]> {
+  for await (const rows of stored.live()) {
+    const gone = tombstonesFor(sourceId, formId, rows, seen);
+    if (gone.length) yield gone;
+  }
+}
+
+/**
+ * A StoredIndex over a map, for connector unit tests: reads the map when asked
+ * (no cut-off), `live()` in key order and chunks of `chunk`.
+ */
+export function storedIndexOf(map: ReadonlyMap<string, StoredVersion>, opts: { chunk?: number } = {}): StoredIndex {
+  const chunk = opts.chunk ?? 1000;
+  return {
+    async lookup(keys) {
+      const out = new Map<string, StoredVersion>();
+      for (const k of keys) {
+        const s = map.get(k);
+        if (s) out.set(k, s);
+      }
+      return out;
+    },
+    async *live(o = {}) {
+      const rows = [...map.values()].filter((s) => !s.deleted && (o.keys !== 'non-numeric' || !/^[0-9]+$/.test(s.key))).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      for (let i = 0; i < rows.length; i += chunk) yield rows.slice(i, i + chunk);
+    },
+  };
 }

@@ -6,3 +6,4 @@ export * from './sync-state.ts';
 export * from './dead-letters.ts';
 export * from './admin.ts';
 export * from './form-schemas.ts';
+export * from './stored-index.ts';

@@ -7,7 +7,7 @@ import type { KoboSourceConfig } from '@fieldsync/config';
 import { loadCursor, type Dialect } from '@fieldsync/db';
 import { IngestBatch } from '@fieldsync/queues';
 import { drained } from '@fieldsync/queues/testing';
-import { KoboConnector, parseKoboWebhook } from '@fieldsync/connectors';
+import { KoboConnector, parseKoboWebhook, type SourceConnector, type StoredIndex } from '@fieldsync/connectors';
 import { startKoboSimulator, type KoboSimulator } from '@fieldsync/simulator';
 import { runPoll, type PollMode } from './poll.runner.ts';
 import { openHarness, koboTestConfig, testLog as log, type Harness } from './testing.ts';
@@ -156,6 +156,29 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo sync on %s', (dialect) => 
     kobo.reveal(asset, [hidden!._id]);
     await poll('sweep');
     expect((await row(hidden!._id)).version).toBe(hidden!['meta/instanceID']);
+  });
+
+  it('a record whose webhook lands while the sweep walks, and that the walk cannot see, is not taken for a deletion', async () => {
+    // Not visible in the data API yet (attachments still saving), but its REST Service call arrives mid-walk.
+    const [slow] = kobo.createSubmissions(asset, 1, { hidden: true });
+    let delivered = false;
+    const sweeping: SourceConnector = Object.assign(Object.create(connector) as KoboConnector, {
+      async *sweep(formId: string, stored: StoredIndex, opts?: { signal?: AbortSignal }) {
+        for await (const page of connector.sweep(formId, stored, opts)) {
+          if (!delivered) {
+            delivered = true;
+            await h.queues.ingest.add(IngestBatch.name, { submissions: parseKoboWebhook('kobo', slow!, new Date()) }, IngestBatch.options);
+            await drained(h.queues.ingest);
+          }
+          yield page;
+        }
+      },
+    });
+    await runPoll({ db: h.db, queues: h.queues, log, batchSize: 500 }, { connector: sweeping, formId: asset, mode: 'sweep' });
+    await drained(h.queues.ingest);
+    expect(delivered).toBe(true);
+    expect(await row(slow!._id)).toMatchObject({ deleted: false, version: slow!['meta/instanceID'] });
+    kobo.reveal(asset, [slow!._id]);
   });
 
   it('429 with Retry-After, then 500 once: the poll still completes with every record', async () => {

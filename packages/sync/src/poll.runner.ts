@@ -1,11 +1,12 @@
 import type { CanonicalSubmission } from '@fieldsync/model';
-import { loadCursor, saveCursor, resetCursor, startRun, finishRun, progressRun, closeStaleRuns, storedVersions, type Database, type Cursor } from '@fieldsync/db';
-import { AuthError, tombstonesFor, type SourceConnector } from '@fieldsync/connectors';
+import { loadCursor, saveCursor, resetCursor, startRun, finishRun, progressRun, closeStaleRuns, openStoredIndex, type Database, type Cursor } from '@fieldsync/db';
+import { AuthError, tombstonePages, type SourceConnector } from '@fieldsync/connectors';
 import { IngestBatch, type Queues } from '@fieldsync/queues';
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from '@fieldsync/logger';
 import type { PollerMetrics } from '@fieldsync/metrics';
 import { watchFormSchemas } from './form-schemas.ts';
+import { readAhead } from './read-ahead.ts';
 
 export type PollMode = 'poll' | 'sweep' | 'backfill';
 
@@ -146,7 +147,8 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
     // Form definitions first (FormSchema), so typed tables know every version this run loads.
     const schemas = await watchFormSchemas(deps, connector, formId, { mode, signal: req.signal });
     if (mode === 'sweep') {
-      const held = await storedVersions(db, sourceId, formId, { probe: connector.sweepProbe });
+      // Opened before the walk: rows stored while it runs are never taken for deletions.
+      const held = await openStoredIndex(db, sourceId, formId, { probe: connector.sweepProbe });
       for await (const page of connector.sweep(formId, held, { signal: req.signal })) {
         progress.fetched = page.checked;
         progress.total = page.total;
@@ -157,7 +159,9 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
     } else {
       // A reloading backfill remembers every key it read, to mark the rest deleted once the walk is complete.
       const seen = mode === 'backfill' && connector.reconcileOnBackfill ? new Set<string>() : undefined;
-      for await (const page of connector.pull(formId, from, { via: mode, signal: req.signal })) {
+      // What was stored before the walk: the candidates for deletion once it is complete.
+      const before = seen ? await openStoredIndex(db, sourceId, formId) : undefined;
+      for await (const page of readAhead(connector.pull(formId, from, { via: mode, signal: req.signal }))) {
         if (seen) for (const s of page.submissions) seen.add(s.key);
         progress.fetched += page.submissions.length;
         if (page.total !== undefined) progress.total = page.total;
@@ -171,13 +175,17 @@ export async function runPoll(deps: PollDeps, req: PollRequest): Promise<PollSum
         beat.page();
         req.onProgress?.({ ...progress });
       }
-      if (seen) {
+      if (seen && before) {
         // Rows are replaced in place as the reload's batches load, so a reader never sees
         // the dataset emptied; only the rows the source no longer has go, as tombstones
-        // enqueued after every page (disjoint keys: no batch of this run can revive them).
-        const gone = tombstonesFor(sourceId, formId, await storedVersions(db, sourceId, formId), seen);
-        progress.enqueued += await enqueue(deps, gone, runId);
-        if (gone.length) log.info({ sourceId, formId, deleted: gone.length }, 'backfill reload: rows gone at the source marked deleted');
+        // enqueued after every page (disjoint keys: no batch of this run can revive them),
+        // a chunk of the stored rows at a time.
+        let deleted = 0;
+        for await (const gone of tombstonePages(sourceId, formId, before, (k) => seen.has(k))) {
+          progress.enqueued += await enqueue(deps, gone, runId);
+          deleted += gone.length;
+        }
+        if (deleted) log.info({ sourceId, formId, deleted }, 'backfill reload: rows gone at the source marked deleted');
       }
     }
     await beat.stop();

@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KoboSource, type KoboSourceConfig } from '@fieldsync/config';
 import { CanonicalSubmission } from '@fieldsync/model';
 import { startKoboSimulator, type KoboSimulator, type KoboSimulatorOptions } from '@fieldsync/simulator';
-import type { PullPage, StoredVersion, SweepPage } from '../connector.ts';
-import { KoboConnector } from './kobo.connector.ts';
+import { storedIndexOf, type PullPage, type StoredVersion, type SweepPage } from '../connector.ts';
+import { IdSet, KoboConnector } from './kobo.connector.ts';
 
 let sim: KoboSimulator | undefined;
 afterEach(async () => {
@@ -153,6 +153,18 @@ describe('KoboConnector.pull', () => {
   });
 });
 
+describe('IdSet (the _ids a sweep saw)', () => {
+  it('answers membership whatever the order of adding, past its first capacity', () => {
+    const ids = new IdSet();
+    const added = [5, 3, 2_000_000_001, 3, 0, ...Array.from({ length: 3000 }, (_, i) => 10 + i * 2)];
+    for (const n of added) ids.add(n);
+    expect(added.every((n) => ids.has(n))).toBe(true);
+    expect([1, 4, 11, 6009, 2_000_000_000].some((n) => ids.has(n))).toBe(false);
+    ids.add(1); // an add after a lookup is seen too
+    expect(ids.has(1)).toBe(true);
+  });
+});
+
 describe('KoboConnector.sweep', () => {
   it('re-fetches edits, missing and wrongly-deleted records, and tombstones deletions', async () => {
     const { uid, kobo } = await setup({ submissions: 45 }, { pageSize: 20 });
@@ -170,7 +182,8 @@ describe('KoboConnector.sweep', () => {
 
     sim!.clearRequests();
     const t0 = Date.now();
-    const pages: SweepPage[] = await collect(kobo.sweep(uid, db));
+    // Tombstones come from chunks of what we hold: several here.
+    const pages: SweepPage[] = await collect(kobo.sweep(uid, storedIndexOf(db, { chunk: 7 })));
     const subs = pages.flatMap((p) => p.submissions);
     expect(subs.map((s) => [s.key, s.deleted]).sort()).toEqual([
       ['11', false],
@@ -203,10 +216,20 @@ describe('KoboConnector.sweep', () => {
     expect(reqs.filter((r) => r.query.query?.includes('$in')).map((r) => JSON.parse(r.query.query!)._id.$in)).toEqual([[5, 9, 11]]);
   });
 
+  it('gathers edits spread over the walk into one re-fetch, not one per page', async () => {
+    const { uid, kobo } = await setup({ submissions: 45 }, { pageSize: 20 });
+    const loaded = (await collect(kobo.pull(uid, null, { via: 'backfill' }))).flatMap((p) => p.submissions);
+    for (const id of [3, 25, 41]) sim!.editSubmission(uid, id); // one on each page of the walk
+    sim!.clearRequests();
+    const subs = (await collect(kobo.sweep(uid, storedIndexOf(stored(loaded))))).flatMap((p) => p.submissions);
+    expect(subs.map((s) => s.key).sort()).toEqual(['25', '3', '41']);
+    expect(dataRequests().filter((r) => r.query.query?.includes('$in')).map((r) => JSON.parse(r.query.query!)._id.$in)).toEqual([[3, 25, 41]]);
+  });
+
   it('finds nothing when the store matches the source', async () => {
     const { uid, kobo } = await setup({ submissions: 30 });
     const loaded = (await collect(kobo.pull(uid, null, { via: 'backfill' }))).flatMap((p) => p.submissions);
-    const pages = await collect(kobo.sweep(uid, stored(loaded)));
+    const pages = await collect(kobo.sweep(uid, storedIndexOf(stored(loaded))));
     expect(pages.flatMap((p) => p.submissions)).toEqual([]);
     expect(pages.at(-1)).toMatchObject({ checked: 30, total: 30 });
   });
@@ -216,12 +239,12 @@ describe('KoboConnector.sweep', () => {
     const loaded = (await collect(kobo.pull(uid, null, { via: 'backfill' }))).flatMap((p) => p.submissions);
     const probe = (s: CanonicalSubmission) => ((s.data._validation_status as { uid?: string } | undefined)?.uid ?? null);
     const held = new Map([...stored(loaded)].map(([k, v]) => [k, { ...v, probe: probe(loaded.find((s) => s.key === k)!) }]));
-    expect((await collect(kobo.sweep(uid, held))).flatMap((p) => p.submissions)).toEqual([]);
+    expect((await collect(kobo.sweep(uid, storedIndexOf(held)))).flatMap((p) => p.submissions)).toEqual([]);
 
     const target = loaded.find((s) => probe(s) === null)!;
     sim!.validateSubmission(uid, Number(target.key), 'validation_status_on_hold');
     const t0 = Date.now();
-    const subs = (await collect(kobo.sweep(uid, held))).flatMap((p) => p.submissions);
+    const subs = (await collect(kobo.sweep(uid, storedIndexOf(held)))).flatMap((p) => p.submissions);
     expect(subs.map((s) => s.key)).toEqual([target.key]);
     expect(subs[0]!.version).toBe(target.version);
     expect(subs[0]!.data._validation_status).toMatchObject({ uid: 'validation_status_on_hold' });
@@ -231,7 +254,7 @@ describe('KoboConnector.sweep', () => {
 
   it('re-fetches in chunks of at most 200 ids', async () => {
     const { uid, kobo } = await setup({ submissions: 450 });
-    const pages = await collect(kobo.sweep(uid, new Map()));
+    const pages = await collect(kobo.sweep(uid, storedIndexOf(new Map())));
     expect(pages.flatMap((p) => p.submissions)).toHaveLength(450);
     expect(dataRequests().filter((r) => r.query.query?.includes('$in')).map((r) => JSON.parse(r.query.query!)._id.$in.length)).toEqual([200, 200, 50]);
   });
@@ -244,7 +267,7 @@ describe('KoboConnector.sweep', () => {
     sim!.failNext({ delayMs: 0 }, { status: 500 }); // the 2nd key page fails
     await expect(
       (async () => {
-        for await (const p of kobo.sweep(uid, db)) seen.push(...p.submissions);
+        for await (const p of kobo.sweep(uid, storedIndexOf(db))) seen.push(...p.submissions);
       })(),
     ).rejects.toThrow(/HTTP 500/);
     expect(seen.filter((s) => s.deleted)).toEqual([]);

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { KoboSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
-import { AuthError, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredVersion, type SweepPage } from '../connector.ts';
+import { AuthError, tombstonePages, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredIndex, type SweepPage } from '../connector.ts';
 import { baseUrl, createHttpClient } from '../http.ts';
 import { koboVersion, toCanonical, type KoboRecord } from './kobo.canonical.ts';
 import { KoboSchemaReader, koboFormVersion } from './kobo.schema.ts';
@@ -64,6 +64,44 @@ function lastTimeOf(cursor: Cursor | null): string | undefined {
 /** `t` (Kobo's format) minus `ms`, in Kobo's format, rounded down to the second. */
 function kobotimeMinus(t: string, ms: number): string {
   return new Date(Math.floor((Date.parse(`${t}Z`) - ms) / 1000) * 1000).toISOString().slice(0, 19);
+}
+
+/**
+ * A set of `_id`s in one growing typed array, sorted on first lookup: 8 bytes an id,
+ * where a Set of numbers costs several times that and a Set of strings far more.
+ */
+export class IdSet {
+  private ids = new Float64Array(1024);
+  private size = 0;
+  private sorted = true;
+
+  add(id: number): void {
+    if (this.size === this.ids.length) {
+      const grown = new Float64Array(this.size * 2);
+      grown.set(this.ids);
+      this.ids = grown;
+    }
+    // A walk sorted by `_id` adds in order, so the sort below rarely has work to do.
+    if (this.size > 0 && id < this.ids[this.size - 1]!) this.sorted = false;
+    this.ids[this.size++] = id;
+  }
+
+  has(id: number): boolean {
+    if (!this.sorted) {
+      this.ids.subarray(0, this.size).sort();
+      this.sorted = true;
+    }
+    let lo = 0;
+    let hi = this.size - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.ids[mid]!;
+      if (v === id) return true;
+      if (v < id) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  }
 }
 
 /** The validation status a record carries (`{}` when none), as the stored probe reads it. */
@@ -158,52 +196,53 @@ export class KoboConnector implements SourceConnector {
    * after a complete walk emits tombstones for stored keys the source no longer
    * has (Kobo deletes are hard). A walk that fails part-way throws before any
    * tombstone, so a partial listing never deletes anything.
+   * What we hold is looked up page by page; what the walk saw is kept as `_id`s
+   * (8 bytes each), so memory stays flat in the size of the form.
    */
-  async *sweep(formId: string, stored: ReadonlyMap<string, StoredVersion>, opts: { signal?: AbortSignal } = {}): AsyncIterable<SweepPage> {
-    const seen = new Set<string>();
+  async *sweep(formId: string, stored: StoredIndex, opts: { signal?: AbortSignal } = {}): AsyncIterable<SweepPage> {
+    // Rows keyed by rootUuid/instanceID (webhook subsets without `_id`) are rare: their keys are
+    // read first, so a record's alternate keys are remembered only when one of them is stored.
+    const uuidKeyed = new Set<string>();
+    for await (const rows of stored.live({ keys: 'non-numeric' })) for (const s of rows) uuidKeyed.add(s.key);
+    const ids = new IdSet();
+    const alternates = new Set<string>();
     let checked = 0;
     let total: number | undefined;
     let refetched = 0;
+    const stale: number[] = [];
     for await (const page of this.walk(formId, { after: 0, fields: ['_id', 'meta/instanceID', '_validation_status'], signal: opts.signal })) {
       total ??= page.count;
-      const stale: number[] = [];
+      const held = await stored.lookup(page.records.map((r) => String(r._id)));
       for (const r of page.records) {
-        const key = String(r._id);
-        seen.add(key);
-        // Rows keyed by rootUuid/instanceID (webhook subsets without `_id`) still exist: never tombstone them.
-        for (const alt of [r['meta/rootUuid'], r['meta/instanceID']]) if (typeof alt === 'string') seen.add(alt);
-        const s = stored.get(key);
+        ids.add(r._id);
+        // Such a row still exists when its record does: never tombstone it.
+        for (const alt of [r['meta/rootUuid'], r['meta/instanceID']]) if (typeof alt === 'string' && uuidKeyed.has(alt)) alternates.add(alt);
+        const s = held.get(String(r._id));
         if (!s || s.deleted || s.version !== koboVersion(r) || (s.probe !== undefined && s.probe !== validationUid(r))) stale.push(r._id);
       }
       checked += page.records.length;
-      const submissions = await this.refetch(formId, stale, opts.signal);
+      // Re-fetched once a full `$in` list is due, not per page: a few edits spread over a large
+      // form cost a request per 200 of them instead of one per page of the walk.
+      const due = stale.length >= KOBO_REFETCH_CHUNK ? stale.splice(0, stale.length - (stale.length % KOBO_REFETCH_CHUNK)) : [];
+      const submissions = await this.refetch(formId, due, opts.signal);
+      refetched += submissions.length;
+      yield { submissions, checked, total };
+    }
+    if (stale.length) {
+      const submissions = await this.refetch(formId, stale.splice(0), opts.signal);
       refetched += submissions.length;
       yield { submissions, checked, total };
     }
 
-    const observedAt = new Date().toISOString();
-    const tombstones: CanonicalSubmission[] = [];
-    for (const [key, s] of stored) {
-      if (s.deleted || seen.has(key)) continue;
-      tombstones.push({
-        sourceId: this.sourceId,
-        formId,
-        key,
-        // The stored version and times: a tombstone must not look newer than the data it hides.
-        version: s.version,
-        updatedAt: s.updatedAt.toISOString(),
-        submittedAt: s.submittedAt.toISOString(),
-        deleted: true,
-        deletedAt: observedAt,
-        observedAt,
-        data: {},
-        via: 'sweep',
-      });
+    // An `_id` key is seen when the walk returned that `_id`; a uuid key when a record carried it —
+    // or when it was stored after the sweep began (not among those read first: left for the next sweep).
+    const seen = (key: string) => (/^[0-9]+$/.test(key) ? String(Number(key)) === key && ids.has(Number(key)) : !uuidKeyed.has(key) || alternates.has(key));
+    let deleted = 0;
+    for await (const tombstones of tombstonePages(this.sourceId, formId, stored, seen)) {
+      deleted += tombstones.length;
+      for (let i = 0; i < tombstones.length; i += KOBO_MAX_PAGE) yield { submissions: tombstones.slice(i, i + KOBO_MAX_PAGE), checked, total };
     }
-    for (let i = 0; i < tombstones.length; i += KOBO_MAX_PAGE) {
-      yield { submissions: tombstones.slice(i, i + KOBO_MAX_PAGE), checked, total };
-    }
-    this.logger?.info({ sourceId: this.sourceId, formId, checked, refetched, deleted: tombstones.length }, 'kobo sweep done');
+    this.logger?.info({ sourceId: this.sourceId, formId, checked, refetched, deleted }, 'kobo sweep done');
   }
 
   /** Full records for these `_id`s, in chunks (a record deleted since the key walk is simply absent). */

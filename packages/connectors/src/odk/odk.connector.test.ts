@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startOdkSimulator, type OdkSimulator, type OdkSimulatorOptions } from '@fieldsync/simulator';
 import type { OdkSourceConfig } from '@fieldsync/config';
 import type { CanonicalSubmission } from '@fieldsync/model';
-import type { PullPage, StoredVersion } from '../connector.ts';
+import { storedIndexOf, type PullPage, type StoredVersion } from '../connector.ts';
 import { OdkConnector } from './odk.connector.ts';
 import { AuthError } from '../connector.ts';
 
@@ -230,7 +230,7 @@ describe('OdkConnector.sweep', () => {
     stored.delete(unknown!);
 
     sim.clearRequests();
-    const pages = await collect(c.sweep(FORM, stored));
+    const pages = await collect(c.sweep(FORM, storedIndexOf(stored, { chunk: 3 })));
     const subs = subsOf(pages as unknown as PullPage[]);
     expect(keysOf(subs).sort()).toEqual([restored, missedEdit, deleted, purged, unknown].sort());
     expect(subs.every((s) => s.via === 'sweep')).toBe(true);
@@ -255,7 +255,7 @@ describe('OdkConnector.sweep', () => {
     // Once stored, a second sweep has nothing to say.
     remember(stored, subs.filter((s) => s.key !== purged));
     stored.delete(purged!);
-    expect(subsOf((await collect(c.sweep(FORM, stored))) as unknown as PullPage[])).toEqual([]);
+    expect(subsOf((await collect(c.sweep(FORM, storedIndexOf(stored)))) as unknown as PullPage[])).toEqual([]);
   });
 });
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { OdkSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
-import type { Cursor, PullOptions, PullPage, SourceConnector, StoredVersion, SweepPage } from '../connector.ts';
+import type { Cursor, PullOptions, PullPage, SourceConnector, StoredIndex, StoredVersion, SweepPage } from '../connector.ts';
 import { createHttpClient } from '../http.ts';
 import { OdkBasicAuth, OdkSessionAuth } from './odk.auth.ts';
 import { OdkClient, OdkError, odataQuery, type FeedPage } from './odk.client.ts';
@@ -157,7 +157,7 @@ export class OdkConnector implements SourceConnector {
    * missed), rows we hold as deleted (a restore: Central does not touch updatedAt).
    * Tombstones: rows we hold as present that are now deleted, or gone (purged).
    */
-  async *sweep(formId: string, stored: ReadonlyMap<string, StoredVersion>, opts: { signal?: AbortSignal } = {}): AsyncGenerator<SweepPage> {
+  async *sweep(formId: string, stored: StoredIndex, opts: { signal?: AbortSignal } = {}): AsyncGenerator<SweepPage> {
     const signal = opts.signal;
     let checked = 0;
     let trashCount = 0;
@@ -168,33 +168,44 @@ export class OdkConnector implements SourceConnector {
       trashCount = page.count ?? trash.size;
     }
 
+    // The keys Central lists; what we hold is looked up a page at a time.
     const live = new Set<string>();
     for await (const page of this.feed(formId, { $select: SELECT_KEYS, $top: String(this.source.pageSize), $count: 'true' }, signal)) {
+      const rows = page.rows.map(keyRow);
+      const held = await stored.lookup(rows.map((r) => r.__id));
       const refetch: string[] = [];
-      for (const row of page.rows.map(keyRow)) {
+      for (const row of rows) {
         live.add(row.__id);
-        if (differs(stored.get(row.__id), row)) refetch.push(row.__id);
+        if (differs(held.get(row.__id), row)) refetch.push(row.__id);
       }
-      checked += page.rows.length;
+      checked += rows.length;
       yield { submissions: await this.fetchByIds(formId, refetch, false, signal), checked, total: trashCount + (page.count ?? live.size) };
     }
 
-    const missing = [...stored.values()].filter((s) => !s.deleted && !live.has(s.key));
-    // Deleted rows come back in full (a tombstone with their last version); one restored
-    // meanwhile is no longer matched and waits for the next sweep.
-    const tombstones = await this.fetchByIds(formId, missing.filter((s) => trash.has(s.key)).map((s) => s.key), true, signal);
-    const observedAt = new Date().toISOString();
-    for (const s of missing) {
-      if (trash.has(s.key)) continue;
-      // Purged: nothing left to read. Same (updatedAt, version) as stored, so the upsert
-      // only flips the deleted flag and never touches the stored data with this empty one.
-      tombstones.push({
-        sourceId: this.sourceId, formId, key: s.key, version: s.version,
-        updatedAt: s.updatedAt.toISOString(), submittedAt: s.submittedAt.toISOString(),
-        deleted: true, deletedAt: null, observedAt, data: {}, via: 'sweep',
-      });
+    // Stored live rows Central no longer lists, a chunk of what we hold at a time.
+    let none = true;
+    for await (const rows of stored.live()) {
+      const missing = rows.filter((s) => !live.has(s.key));
+      if (missing.length === 0) continue;
+      // Deleted rows come back in full (a tombstone with their last version); one restored
+      // meanwhile is no longer matched and waits for the next sweep.
+      const tombstones = await this.fetchByIds(formId, missing.filter((s) => trash.has(s.key)).map((s) => s.key), true, signal);
+      const observedAt = new Date().toISOString();
+      for (const s of missing) {
+        if (trash.has(s.key)) continue;
+        // Purged: nothing left to read. Same (updatedAt, version) as stored, so the upsert
+        // only flips the deleted flag and never touches the stored data with this empty one.
+        tombstones.push({
+          sourceId: this.sourceId, formId, key: s.key, version: s.version,
+          updatedAt: s.updatedAt.toISOString(), submittedAt: s.submittedAt.toISOString(),
+          deleted: true, deletedAt: null, observedAt, data: {}, via: 'sweep',
+        });
+      }
+      none = false;
+      yield { submissions: tombstones, checked, total: checked };
     }
-    yield { submissions: tombstones, checked, total: checked };
+    // The final count, when nothing was gone.
+    if (none) yield { submissions: [], checked, total: checked };
   }
 
   /** Full rows by `__id`, in chunks; `deleted` asks for soft-deleted ones (only a filter on deletedAt shows them). */

@@ -5,7 +5,7 @@ import jsonata from 'jsonata';
 import type { RestEndpoint, RestSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
-import { AuthError, tombstonesFor, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredVersion, type SweepPage } from '../connector.ts';
+import { AuthError, tombstonePages, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredIndex, type SweepPage } from '../connector.ts';
 import { baseUrl, createHttpClient } from '../http.ts';
 import { RestAuthenticator, credentialKey } from './rest.auth.ts';
 import { TypeInference } from './rest.infer.ts';
@@ -187,25 +187,30 @@ export class RestConnector implements SourceConnector {
    * hold come back, and after a complete walk stored keys the API no longer lists
    * become tombstones. A walk that fails part-way throws before any tombstone.
    */
-  async *sweep(formId: string, stored: ReadonlyMap<string, StoredVersion>, opts: { signal?: AbortSignal } = {}): AsyncIterable<SweepPage> {
+  async *sweep(formId: string, stored: StoredIndex, opts: { signal?: AbortSignal } = {}): AsyncIterable<SweepPage> {
     const e = this.endpoint(formId);
     const seen = new Set<string>();
     let checked = 0;
     for await (const page of this.walk(e, { signal: opts.signal })) {
       this.observe(formId, page.records);
+      const subs = page.records.map((r) => this.canonical(e, r, page.observedAt, 'sweep'));
+      // What we hold, for this page's keys only.
+      const held = await stored.lookup(subs.map((s) => s.key));
       const changed: CanonicalSubmission[] = [];
-      for (const r of page.records) {
-        const sub = this.canonical(e, r, page.observedAt, 'sweep');
+      for (const sub of subs) {
         seen.add(sub.key);
-        const s = stored.get(sub.key);
+        const s = held.get(sub.key);
         if (!s || s.deleted || s.version !== sub.version) changed.push(sub);
       }
       checked += page.records.length;
       yield { submissions: changed, checked };
     }
-    const tombstones = tombstonesFor(this.sourceId, formId, stored, seen);
-    if (tombstones.length) this.logger?.info({ sourceId: this.sourceId, formId, deleted: tombstones.length }, 'records gone from the API marked deleted');
-    yield { submissions: tombstones, checked };
+    let deleted = 0;
+    for await (const tombstones of tombstonePages(this.sourceId, formId, stored, (k) => seen.has(k))) {
+      deleted += tombstones.length;
+      yield { submissions: tombstones, checked };
+    }
+    if (deleted) this.logger?.info({ sourceId: this.sourceId, formId, deleted }, 'records gone from the API marked deleted');
   }
 
   /** One GET with auth; a 401 with login auth logs in again and retries once. */

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SocrataSource, type SocrataSourceConfig } from '@fieldsync/config';
 import { CanonicalSubmission } from '@fieldsync/model';
 import { PET_DATASET, startSocrataSimulator, type SocrataSimulator, type SocrataSimulatorOptions } from '@fieldsync/simulator';
-import { AuthError, type Cursor, type PullPage } from '../connector.ts';
+import { AuthError, storedIndexOf, type Cursor, type PullPage } from '../connector.ts';
 import { SocrataConnector, soqlLiteral } from './socrata.connector.ts';
 
 let sim: SocrataSimulator | undefined;
@@ -92,7 +92,7 @@ describe('SocrataConnector', () => {
     const stored = new Map([...ds.rows.values()].map((r) => [r[':id'] as string, { key: r[':id'] as string, version: r[':version'] as string, updatedAt: new Date(r[':updated_at'] as string), submittedAt: new Date(r[':created_at'] as string), deleted: false }]));
     ds.remove(gone[':id'] as string);
     const out = [];
-    for await (const p of connector.sweep(PET_DATASET, stored)) out.push(...p.submissions);
+    for await (const p of connector.sweep(PET_DATASET, storedIndexOf(stored))) out.push(...p.submissions);
     expect(out).toEqual([expect.objectContaining({ key: gone[':id'], deleted: true, version: gone[':version'], via: 'sweep' })]);
   });
 });

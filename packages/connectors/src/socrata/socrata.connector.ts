@@ -4,7 +4,7 @@ import { HTTPError } from 'got';
 import type { SocrataSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
-import { AuthError, tombstonesFor, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredVersion, type SweepPage } from '../connector.ts';
+import { AuthError, tombstonePages, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredIndex, type SweepPage } from '../connector.ts';
 import { backoffDelay, baseUrl, createHttpClient } from '../http.ts';
 import { keyField, SocrataView, socrataDefinition } from './socrata.schema.ts';
 
@@ -131,7 +131,7 @@ export class SocrataConnector implements SourceConnector {
    * stored keys the dataset no longer has. A walk that fails part-way throws
    * before any tombstone. Edits need no sweep: they bump `:updated_at`.
    */
-  async *sweep(formId: string, stored: ReadonlyMap<string, StoredVersion>, opts: { signal?: AbortSignal } = {}): AsyncIterable<SweepPage> {
+  async *sweep(formId: string, stored: StoredIndex, opts: { signal?: AbortSignal } = {}): AsyncIterable<SweepPage> {
     const key = keyField(await this.view(formId, 0, opts.signal));
     const seen = new Set<string>();
     let checked = 0;
@@ -140,9 +140,12 @@ export class SocrataConnector implements SourceConnector {
       checked += page.rows.length;
       yield { submissions: [], checked };
     }
-    const tombstones = tombstonesFor(this.sourceId, formId, stored, seen);
-    for (let i = 0; i < tombstones.length; i += 1000) yield { submissions: tombstones.slice(i, i + 1000), checked, total: checked };
-    this.logger?.info({ sourceId: this.sourceId, formId, checked, deleted: tombstones.length }, 'socrata sweep done');
+    let deleted = 0;
+    for await (const tombstones of tombstonePages(this.sourceId, formId, stored, (k) => seen.has(k))) {
+      deleted += tombstones.length;
+      for (let i = 0; i < tombstones.length; i += 1000) yield { submissions: tombstones.slice(i, i + 1000), checked, total: checked };
+    }
+    this.logger?.info({ sourceId: this.sourceId, formId, checked, deleted }, 'socrata sweep done');
   }
 
   private keyOf(formId: string, key: string, r: Row): string {

@@ -114,14 +114,28 @@ export function selectDocs<T extends Doc & { _id: number }>(byId: T[], filter: D
     isOperatorObject(id) && typeof id.$gt === 'number' && Object.keys(id).every((op) => op === '$gt' || op === '$in');
   if (!keyset) return sortDocs(byId.filter((r) => matches(r, filter)), sort);
   const gt = id.$gt as number;
-  let lo = 0;
-  let hi = byId.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (byId[mid]!._id > gt) hi = mid;
-    else lo = mid + 1;
+  /** Index of the first document with `_id` above n. */
+  const above = (n: number) => {
+    let lo = 0;
+    let hi = byId.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (byId[mid]!._id > n) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  const $in = id.$in;
+  if (Array.isArray($in) && $in.every((n) => typeof n === 'number')) {
+    // A re-fetch by ids: each one looked up, not the whole form filtered.
+    const hits: T[] = [];
+    for (const n of [...new Set($in as number[])].filter((x) => x > gt).sort((a, b) => a - b)) {
+      const d = byId[above(n) - 1]; // the last document with `_id` ≤ n
+      if (d?._id === n) hits.push(d);
+    }
+    return '$or' in filter ? hits.filter((r) => matches(r, filter)) : hits;
   }
-  const tail = byId.slice(lo);
+  const tail = byId.slice(above(gt));
   return Object.keys(filter).length === 1 && Object.keys(id).length === 1 ? tail : tail.filter((r) => matches(r, filter));
 }
 
