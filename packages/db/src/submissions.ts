@@ -230,6 +230,12 @@ export interface UpsertResult {
    * them back. null on MySQL (no RETURNING): callers read the rows back.
    */
   inserted: CanonicalSubmission[] | null;
+  /**
+   * PostgreSQL: the records (recordId) whose row this call inserted or changed; a key not
+   * in it was a no-op re-delivery, so nothing derived from its row needs rewriting.
+   * null on MySQL (its affected-rows count does not say which).
+   */
+  written: Set<string> | null;
 }
 
 /**
@@ -247,7 +253,7 @@ export async function upsertSubmissions(db: Database, batch: CanonicalSubmission
   const needed = new Set(batch.map(recordId)).size < batch.length || (db.dialect === 'mysql' && batch.some((s) => s.replaces));
   const known = needed ? await knownSuperseded(db, sql, batch) : new Map<string, Set<string>>();
   const rows = newestPerKey(batch, known);
-  if (db.dialect === 'postgresql') return { inserted: await pgWrite(sql, rows) };
+  if (db.dialect === 'postgresql') return pgWrite(sql, rows);
   let chunk: Encoded[] = [];
   let bytes = 0;
   const flush = async () => {
@@ -263,19 +269,20 @@ export async function upsertSubmissions(db: Database, batch: CanonicalSubmission
     bytes += json.length;
   }
   await flush();
-  return { inserted: null };
+  return { inserted: null, written: null };
 }
 
 /** PostgreSQL: staged by COPY and merged in one statement (the caller's transaction). */
-async function pgWrite(sql: Sql, rows: CanonicalSubmission[]): Promise<CanonicalSubmission[]> {
-  if (rows.length === 0) return [];
+async function pgWrite(sql: Sql, rows: CanonicalSubmission[]): Promise<UpsertResult> {
+  if (rows.length === 0) return { inserted: [], written: new Set() };
   await sql.execute(PG_STAGE_DDL);
   await sql.copyIn!(PG_COPY, copyLines(rows.map((s) => ({ s, json: JSON.stringify(s.data) }))));
+  // RETURNING lists the rows inserted or updated; rows the WHERE kept as they were are absent.
   const written = await sql.query<{ sourceId: string; formId: string; key: string; inserted: boolean }>(PG_MERGE);
   // ON COMMIT empties the stage; a later upsert in the same transaction must not merge these again.
   await sql.execute(`DELETE FROM ${PG_STAGE}`);
   const sent = new Map(rows.map((s) => [recordId(s), s]));
-  return written.filter((w) => w.inserted).map((w) => sent.get(recordId(w))!);
+  return { inserted: written.filter((w) => w.inserted).map((w) => sent.get(recordId(w))!), written: new Set(written.map(recordId)) };
 }
 
 /** Placeholders a MySQL prepared statement may hold (65,535), with room to spare. */

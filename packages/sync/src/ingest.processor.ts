@@ -69,7 +69,7 @@ export async function storeIsolatingPoison(db: Database, batch: CanonicalSubmiss
     const r = await db.transaction(async (sql) => {
       const up = await upsertSubmissions(db, batch, sql);
       // Copied from the rows the upsert left, so they obey newest-wins and commit with them.
-      return typed?.apply(sql, up.inserted);
+      return typed?.apply(sql, up.inserted, up.written);
     });
     return { ok: batch, bad: [], unfit: r?.unfit ?? 0, typeChanges: r?.typeChanges ?? [] };
   } catch (err) {

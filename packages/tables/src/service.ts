@@ -4,7 +4,7 @@
  * the ingest transaction, typed writes inside it.
  */
 import type { Database, Sql } from '@fieldsync/db';
-import { FormDefinition, type CanonicalSubmission } from '@fieldsync/model';
+import { FormDefinition, recordId, type CanonicalSubmission } from '@fieldsync/model';
 import { ensureDictionary, planForm, validateTarget, withPlanningLock, type Plan, type Target } from './schema.ts';
 import { applyTypedRows, rebuildForm, refreshStale, type ApplyResult, type RebuildResult } from './write.ts';
 import type { StoredRow } from './rows.ts';
@@ -71,9 +71,11 @@ export interface BatchResult extends ApplyResult {
 export interface PreparedBatch {
   /**
    * Writes the typed rows of the batch's keys; call inside the raw upsert's transaction,
-   * after it, with the copies it reports inserted (PostgreSQL; null: read every row back).
+   * after it, with the copies it reports inserted (PostgreSQL; null: read every row back)
+   * and the records it wrote at all (recordId; PostgreSQL): the others were no-ops, whose
+   * typed rows stand as they are. null: every key of the batch is written.
    */
-  apply(sql: Sql, inserted?: readonly CanonicalSubmission[] | null): Promise<BatchResult>;
+  apply(sql: Sql, inserted?: readonly CanonicalSubmission[] | null, written?: ReadonlySet<string> | null): Promise<BatchResult>;
 }
 
 /** A copy the upsert inserted, as its Submission row reads (the same fields the read-back selects). */
@@ -177,15 +179,21 @@ export class TypedTables {
     }
     if (work.length === 0) return null;
     return {
-      apply: async (sql, inserted) => {
+      apply: async (sql, inserted, written) => {
         const total: BatchResult = { records: 0, childRows: 0, unfit: 0, typeChanges: [] };
         for (const w of work) {
+          // A re-delivery of what is stored changed no raw row, so no typed row either.
+          const keys = written ? w.keys.filter((key) => written.has(recordId({ sourceId: w.plan.sourceId, formId: w.plan.formId, key }))) : w.keys;
+          if (keys.length === 0) {
+            total.typeChanges.push(...typeChangeNotes(w.plan));
+            continue;
+          }
           // A savepoint, so a failure here rolls back only the typed rows and the raw ones still commit.
           await sql.execute('SAVEPOINT fieldsync_typed');
           let r: ApplyResult;
           try {
             const mine = inserted?.filter((s) => s.sourceId === w.plan.sourceId && s.formId === w.plan.formId);
-            r = await applyTypedRows(sql, w.plan, w.keys, { inserted: mine?.map(storedOf) });
+            r = await applyTypedRows(sql, w.plan, keys, { inserted: mine?.map(storedOf) });
           } catch (err) {
             // A dead connection fails this too: then the whole transaction fails, as it must.
             await sql.execute('ROLLBACK TO SAVEPOINT fieldsync_typed').catch(() => Promise.reject(err));
