@@ -4,7 +4,7 @@ import type { Database } from '@fieldsync/db';
 import type { Redis } from 'ioredis';
 import type { FieldsyncConfig } from '@fieldsync/config';
 import { WEBHOOK_PARSERS, WebhookBodyError, readWebhookBody, webhookFormat } from '@fieldsync/connectors';
-import { IngestBatch, UnparsedWebhook, ingestJobOptions, type Queues } from '@fieldsync/queues';
+import { IngestBatch, JobBatcher, UnparsedWebhook, ingestJobOptions, type Queues } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import { checkWebhookAuth, verifySignature } from './auth.ts';
 import type { Metrics } from './metrics.ts';
@@ -27,6 +27,11 @@ export interface IngressDeps {
   db?: () => Database;
   /** True once shutdown began: answers carry `Connection: close` and readiness fails. */
   draining?: () => boolean;
+  /**
+   * Sends webhook jobs to the ingest queue in addBulk batches; pass one to flush
+   * it on shutdown (main.ts does), else the app makes its own.
+   */
+  ingestBatcher?: JobBatcher;
 }
 
 /** A JSON error a webhook sender (or its operator) can read. */
@@ -36,12 +41,24 @@ class HttpError extends Error {
   }
 }
 
+/**
+ * A webhook's 202 as JSON, written directly: res.json would also hash the body
+ * for an ETag on every answer, which nothing uses for a POST.
+ */
+function accepted(res: Response, body: object): void {
+  res.statusCode = 202;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify(body));
+}
+
 export function createIngressApp(deps: IngressDeps): express.Express {
   const { config, queues, log, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
   const sources = new Map(config.sources.map((s) => [s.id, s]));
   const draining = deps.draining ?? (() => false);
+  const batcher = deps.ingestBatcher ?? new JobBatcher(queues.ingest);
+  const jobOptions = ingestJobOptions(config.ingest);
 
   // While shutting down, every answer tells the client to close its connection: it then never sends on a socket we are about to close.
   app.use((_req, res, next) => {
@@ -95,7 +112,8 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         }
         const enqueue = async (name: string, data: unknown) => {
           try {
-            return await queues.ingest.add(name, data, ingestJobOptions(config.ingest));
+            // Batched with the jobs of concurrent requests; resolves only once this job is in Redis.
+            return await batcher.add(name, data, jobOptions);
           } catch (err) {
             log.error({ err, sourceId: source.id }, 'could not enqueue webhook');
             throw new HttpError(503, 'queue_unavailable', 'the queue is unavailable; retry later', { 'retry-after': '30' });
@@ -111,7 +129,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
           metrics.unparsed.inc({ source: source.id });
           metrics.requests.inc({ source: source.id, status: '202' });
           log.warn({ sourceId: source.id, jobId: job.id, reason: reading.unparsed }, 'webhook body not understood; kept as a dead letter');
-          return void res.status(202).json({ accepted: 0, kept: true, jobId: job.id, reason: reading.unparsed });
+          return accepted(res, { accepted: 0, kept: true, jobId: job.id, reason: reading.unparsed });
         }
         const submissions = reading.submissions;
         // XML is read again by the loader, which knows the form's repeats (XML alone cannot tell a one-entry repeat from a group).
@@ -120,7 +138,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
           : await enqueue(IngestBatch.name, { submissions });
         metrics.enqueued.inc({ source: source.id }, submissions.length);
         metrics.requests.inc({ source: source.id, status: '202' });
-        res.status(202).json({ accepted: submissions.length, jobId: job.id, keys: submissions.map((s) => s.key) });
+        accepted(res, { accepted: submissions.length, jobId: job.id, keys: submissions.map((s) => s.key) });
       } catch (err) {
         next(err);
       }

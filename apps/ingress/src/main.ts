@@ -1,4 +1,5 @@
 import { openDatabase, type Database } from '@fieldsync/db';
+import { JobBatcher } from '@fieldsync/queues';
 import { bootstrap, onShutdown, openQueues } from '@fieldsync/sync';
 import { createIngressApp } from './app.ts';
 import { createMetrics } from './metrics.ts';
@@ -15,9 +16,11 @@ let database: Database | undefined;
 const db = () => (database ??= openDatabase(env.DATABASE_URL, { poolSize: 2, connectTimeoutMs: 5_000 }));
 
 let draining = false;
+// Webhook jobs go to Redis in addBulk batches (one pipeline per turn of the event loop instead of one write per request).
+const ingestBatcher = new JobBatcher(q.queues.ingest);
 const app = createIngressApp({
   config, queues: q.queues, redis: q.redis, log, metrics: createMetrics(), bodyLimit: env.INGRESS_BODY_LIMIT, admin, adminReadonly, db,
-  draining: () => draining,
+  draining: () => draining, ingestBatcher,
 });
 const server = app.listen(env.INGRESS_PORT, () => {
   log.info({ port: env.INGRESS_PORT, admin: admin ? `/admin` : 'off' }, 'ingress listening');
@@ -29,6 +32,8 @@ onShutdown(log, env.SHUTDOWN_TIMEOUT_S, [
     draining = true;
     return drainServer(server, { idleGraceMs: 1_000, deadlineMs: Math.max(1_000, env.SHUTDOWN_TIMEOUT_S * 750), log });
   },
+  // Requests in flight already waited for their jobs; this covers any job still on its way to Redis before the connection closes.
+  () => ingestBatcher.flush(),
   () => q.close(),
   async () => database?.close(),
 ]);

@@ -176,7 +176,8 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo REST Service → Submissio
       ? await h.db.prisma.$queryRawUnsafe<{ v: string }[]>(`SELECT (payload::jsonb)->>'body' AS v FROM "DeadLetter" WHERE id = ${dl!.id}`)
       : await h.db.prisma.$queryRawUnsafe<{ v: string }[]>(`SELECT JSON_VALID(payload) AS ok, JSON_UNQUOTE(JSON_EXTRACT(payload, '$.body')) AS v FROM DeadLetter WHERE id = ${dl!.id}`);
     expect(sql[0]!.v).toBe(body);
-    expect(await h.queues.deadLetter.count()).toBeGreaterThanOrEqual(1);
+    // The loader writes the row first, then the queue copy: wait for that too.
+    expect(await until(() => h.queues.deadLetter.count(), (n) => n >= 1)).toBeGreaterThanOrEqual(1);
   });
 });
 

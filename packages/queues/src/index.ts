@@ -1,2 +1,3 @@
 export * from './catalog.ts';
 export * from './connection.ts';
+export * from './batching.ts';

@@ -1,0 +1,89 @@
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { JobBatcher } from './batching.ts';
+import { createQueues, createRedis } from './connection.ts';
+import { dropQueuePrefix, testQueueSettings } from './testing.ts';
+
+describe('JobBatcher on a real Redis', () => {
+  const settings = testQueueSettings();
+  const redis = createRedis(settings.redisUrl, 'producer');
+  const queues = createQueues(settings, redis, () => {});
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await queues.ingest.obliterate({ force: true });
+  });
+  afterAll(async () => {
+    await queues.close();
+    redis.disconnect();
+    await dropQueuePrefix(settings);
+  });
+
+  /** The sizes of the addBulk calls the batcher makes (the calls still go to Redis). */
+  const bulkSizes = () => {
+    const sizes: number[] = [];
+    const real = queues.ingest.addBulk.bind(queues.ingest);
+    vi.spyOn(queues.ingest, 'addBulk').mockImplementation((jobs) => {
+      sizes.push(jobs.length);
+      return real(jobs);
+    });
+    return sizes;
+  };
+
+  it('each add resolves with its own stored job; concurrent adds share addBulk calls of at most maxBatch', async () => {
+    const sizes = bulkSizes();
+    const b = new JobBatcher(queues.ingest, { maxBatch: 50 });
+    const jobs = await Promise.all(Array.from({ length: 120 }, (_, i) => b.add('t', { i }, { attempts: 3 })));
+    expect(sizes).toEqual([50, 50, 20]);
+    expect(new Set(jobs.map((j) => j.id)).size).toBe(120);
+    const stored = await Promise.all(jobs.map((j) => queues.ingest.getJob(j.id!)));
+    expect(stored.map((j) => j?.data)).toEqual(jobs.map((_, i) => ({ i })));
+    expect(stored.every((j) => j?.opts.attempts === 3)).toBe(true);
+    expect(await queues.ingest.getWaitingCount()).toBe(120);
+  });
+
+  it('sends a lone job at once and gathers the jobs that arrive while a batch is in flight into the next', async () => {
+    const sizes = bulkSizes();
+    const b = new JobBatcher(queues.ingest);
+    const first = b.add('t', { n: 0 });
+    // Let the first batch leave (it goes at the next turn of the event loop), then add while it is in flight.
+    await new Promise((r) => setImmediate(r));
+    expect(sizes).toEqual([1]);
+    const rest = Array.from({ length: 10 }, (_, i) => b.add('t', { n: i + 1 }));
+    await Promise.all([first, ...rest]);
+    expect(sizes).toEqual([1, 10]);
+  });
+
+  it('flush resolves only once every job handed over is stored', async () => {
+    const b = new JobBatcher(queues.ingest, { maxBatch: 7 });
+    let settled = 0;
+    for (let i = 0; i < 30; i++) void b.add('t', { i }).then(() => settled++);
+    expect(b.pending).toBe(30);
+    await b.flush();
+    expect(settled).toBe(30);
+    expect(b.pending).toBe(0);
+    expect(await queues.ingest.getWaitingCount()).toBe(30);
+    await b.flush(); // idle: resolves at once
+  });
+
+  it('Redis unreachable: exactly the jobs not stored reject, the stored ones resolve, and it recovers', async () => {
+    // A producer connection of its own (no offline queue, like the ingress's), to cut without touching the others.
+    const conn = createRedis(settings.redisUrl, 'producer');
+    const own = createQueues(settings, conn, () => {});
+    try {
+      const b = new JobBatcher(own.ingest);
+      const stored = await Promise.all([b.add('t', { ok: 1 }), b.add('t', { ok: 2 })]);
+      conn.disconnect();
+      const lost = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => b.add('t', { lost: i })));
+      expect(lost.map((r) => r.status)).toEqual(Array(5).fill('rejected'));
+      await b.flush();
+      // Read through the healthy connection: the two accepted jobs and nothing else.
+      const waiting = await queues.ingest.getWaiting();
+      expect(waiting.map((j) => j.id).sort()).toEqual(stored.map((j) => j.id).sort());
+      await conn.connect();
+      const again = await b.add('t', { ok: 3 });
+      expect((await queues.ingest.getJob(again.id!))?.data).toEqual({ ok: 3 });
+    } finally {
+      await own.close().catch(() => {});
+      conn.disconnect();
+    }
+  });
+});
