@@ -192,6 +192,20 @@ describe.each(['postgresql', 'mysql'] as const)('typed tables on %s', (dialect) 
     expect((raw!.data as Record<string, unknown>)['hh/hh_size']).toBe('n/a');
   });
 
+  it('text with tabs, line breaks, backslashes, \\N and \\. lands verbatim in parent and child rows', async () => {
+    // PostgreSQL writes typed rows with COPY's text format, where each of these means something.
+    const hostile = ['a\tb', 'line1\nline2\r\nline3', 'C:\\path\\N', '\\N', '\\.', 'naïve — 東京', ' padded '];
+    const h = { ...household(910, rng(910), true) };
+    h.members = hostile.map((name, i) => ({ name, age: i, visits: [] }));
+    const rec = { ...koboRecord(h), 'hh/village': hostile.join('|') };
+    await load(db, tables, [submission('kobo', 'aHouse', '910', rec)]);
+    const [row] = await db.sql.query<{ v: string }>(`SELECT hh__village AS v FROM ${rel(dialect, 'household_survey')} WHERE _key = '910'`);
+    expect(row!.v).toBe(hostile.join('|'));
+    const names = await db.sql.query<{ n: string; i: number }>(`SELECT name AS n, _index AS i FROM ${rel(dialect, 'household_survey__members')} WHERE _root = '910' ORDER BY _index`);
+    expect(names.map((x) => x.n)).toEqual(hostile);
+    expect(names.map((x) => Number(x.i))).toEqual(hostile.map((_, i) => i + 1));
+  });
+
   it('random out-of-order, duplicate, edited and deleted deliveries leave the typed tables equal to a fresh rebuild', async () => {
     const r = rng(42);
     const formId = 'aRand';

@@ -28,7 +28,7 @@ import { dropQueuePrefix, testQueueSettings } from '@fieldsync/queues/testing';
 import { startKoboSimulator, type KoboRecord, type KoboSimulator } from '@fieldsync/simulator';
 import { topSelf } from './profile.ts';
 
-export const BENCH_USAGE = `usage: fieldsync bench [--n 51754] [--json FILE] [--quick] [--big 500000] [--only LIST] [--repeats 0.3] [--profile DIR]
+export const BENCH_USAGE = `usage: fieldsync bench [--n 51754] [--json FILE] [--quick] [--big 500000] [--only LIST] [--repeats 0.3] [--profile DIR] [--profile-tables DIR [--profile-dialect mysql]]
 
 Starts a Kobo simulator and the apps against local PostgreSQL, MariaDB and
 Redis, and prints one markdown table: each fieldsync figure next to its limit
@@ -41,14 +41,15 @@ Redis, and prints one markdown table: each fieldsync figure next to its limit
                 mariadb-tables, loaders, big, ingress; the limits run when needed
   --repeats F   share of records with a repeat group (default 0.3)
   --profile DIR only a PostgreSQL backfill with node --cpu-prof on poller and loader;
-                prints their top functions by self time`;
+                prints their top functions by self time
+  --profile-tables DIR  the same with analyst tables on (--profile-dialect mysql: on MariaDB)`;
 
 interface Row { name: string; value: number; unit: string; limit: string | null; ratio: number | null }
 
 const { values: args } = parseArgs({
   options: {
     n: { type: 'string' }, json: { type: 'string' }, quick: { type: 'boolean', default: false },
-    big: { type: 'string' }, only: { type: 'string' }, repeats: { type: 'string' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
+    big: { type: 'string' }, only: { type: 'string' }, repeats: { type: 'string' }, profile: { type: 'string' }, 'profile-tables': { type: 'string' }, 'profile-dialect': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (args.help) {
@@ -382,8 +383,9 @@ async function ingress(kobo: KoboSimulator, dialect: Dialect): Promise<void> {
 }
 
 // ---------------------------------------------------------------- profile
-async function profile(kobo: KoboSimulator, asset: string, dir: string): Promise<void> {
-  await backfill(kobo, asset, { dialect: 'postgresql', tables: false, loaders: 1, label: 'postgresql raw (profiled)', redeliver: false, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+async function profile(kobo: KoboSimulator, asset: string, dir: string, tables = false, dialect: Dialect = 'postgresql'): Promise<void> {
+  const label = `${dialect === 'postgresql' ? 'postgresql' : 'mariadb'} ${tables ? 'tables' : 'raw'} (profiled)`;
+  await backfill(kobo, asset, { dialect, tables, loaders: 1, label, redeliver: false, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
   await sleep(500);
   for (const line of topSelf(dir, 15)) console.log(line);
 }
@@ -406,6 +408,7 @@ async function main(): Promise<void> {
   log(`${N} records in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${Math.round(avg)} bytes of JSON on average, ${Math.round(repeats * 100)} % with a repeat`);
   try {
     if (args.profile) return await profile(kobo, main, path.resolve(args.profile));
+    if (args['profile-tables']) return await profile(kobo, main, path.resolve(args['profile-tables']), true, args['profile-dialect'] === 'mysql' ? 'mysql' : 'postgresql');
     const needs = (d: Dialect) => (d === 'postgresql' ? ['pg', 'pg-tables', 'loaders', 'big'] : ['mariadb', 'mariadb-tables']).some((x) => want(x as (typeof SECTIONS)[number]));
     if (needs('postgresql')) setLimit('postgresql copy', await median3('postgresql copy', () => pgCopy(recs)), 'rows/s');
     if (needs('mysql')) setLimit('mariadb load data', await median3('mariadb load data', () => mariaLoad(recs)), 'rows/s');
