@@ -37,8 +37,10 @@ describe('a job that runs longer than its lock', () => {
     let runs = 0;
     const slow: Database = { ...h.db, transaction: async (fn) => (runs++, await sleep(4_000), h.db.transaction(fn)) };
     h.startLoader({ ...FAST, db: slow });
-    h.startLoader(FAST); // a second loader, whose stall check would take the job if its lock lapsed
     const job = await h.queues.ingest.add(IngestBatch.name, { submissions: [makeSubmission({ formId: 'long', key: '1', data: {} })] }, IngestBatch.options);
+    // Only once the slow loader holds the job (either loader could take it first otherwise):
+    await until(async () => runs, (n) => n === 1, 5_000);
+    h.startLoader(FAST); // a second loader, whose stall check would take the job if its lock lapsed
     await until(() => job.getState(), (s) => s === 'completed', 15_000);
     expect(await job.getState()).toBe('completed');
     expect(runs).toBe(1);
