@@ -20,18 +20,26 @@ export interface Sql {
   execute(text: string, params?: unknown[]): Promise<number>;
   /**
    * PostgreSQL, inside a transaction only: `COPY … FROM STDIN` fed with text-format
-   * lines (see copyText). Absent on MySQL and on the pool: a temporary table filled
+   * lines (see copyLine). Absent on MySQL and on the pool: a temporary table filled
    * this way is only useful to the statements of the same transaction.
    */
   copyIn?(statement: string, data: Iterable<string>): Promise<void>;
 }
 
 /** A value as a field of COPY's text format: `\N` for null, backslash, tab and line breaks escaped. */
-export function copyText(v: string | null): string {
-  if (v === null) return '\\N';
+function copyField(v: unknown): string {
+  if (v === null || v === undefined) return '\\N';
+  if (typeof v === 'boolean') return v ? 't' : 'f';
+  const t = String(v);
   // JSON text has no raw tabs or line breaks, only backslashes: the common case is one scan.
-  return /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : v;
+  return /[\\\t\n\r]/.test(t) ? t.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : t;
 }
+
+/** One row of COPY's text format (fields in the statement's column order), for Sql.copyIn. */
+export function copyLine(fields: readonly unknown[]): string {
+  return fields.map(copyField).join('\t') + '\n';
+}
+
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 export interface Database {

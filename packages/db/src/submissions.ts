@@ -1,5 +1,5 @@
 import { newestPerKey, recordId, type CanonicalSubmission } from '@fieldsync/model';
-import { copyText, type Database, type Sql } from './database.ts';
+import { copyLine, type Database, type Sql } from './database.ts';
 
 /** Rows per MySQL INSERT statement: well under its 65,535 placeholders. */
 export const UPSERT_CHUNK = 1000;
@@ -78,16 +78,12 @@ WHERE ${PG_NEWER} OR ${PG_FLIP}
 RETURNING "sourceId", "formId", "key", (xmax = 0) AS "inserted"`;
 })();
 
-/** The batch as COPY text lines, in COLS order. */
-function* copyLines(batch: Encoded[]): Generator<string> {
-  for (const { s, json } of batch) {
-    yield [
-      copyText(s.sourceId), copyText(s.formId), copyText(s.key), copyText(s.version), copyText(s.replaces ?? null),
-      copyText(s.updatedAt), copyText(s.submittedAt), s.deleted ? 't' : 'f',
-      copyText(s.deleted ? (s.deletedAt ?? s.observedAt) : null), copyText(s.observedAt),
-      copyText(json), copyText(s.via),
-    ].join('\t') + '\n';
-  }
+/** A record as a COPY line of the stage, in COLS order. */
+function pgStageLine(s: CanonicalSubmission): string {
+  return copyLine([
+    s.sourceId, s.formId, s.key, s.version, s.replaces ?? null, s.updatedAt, s.submittedAt, s.deleted,
+    s.deleted ? (s.deletedAt ?? s.observedAt) : null, s.observedAt, JSON.stringify(s.data), s.via,
+  ]);
 }
 
 /*
@@ -276,7 +272,7 @@ export async function upsertSubmissions(db: Database, batch: CanonicalSubmission
 async function pgWrite(sql: Sql, rows: CanonicalSubmission[]): Promise<UpsertResult> {
   if (rows.length === 0) return { inserted: [], written: new Set() };
   await sql.execute(PG_STAGE_DDL);
-  await sql.copyIn!(PG_COPY, copyLines(rows.map((s) => ({ s, json: JSON.stringify(s.data) }))));
+  await sql.copyIn!(PG_COPY, rows.map(pgStageLine));
   // RETURNING lists the rows inserted or updated; rows the WHERE kept as they were are absent.
   const written = await sql.query<{ sourceId: string; formId: string; key: string; inserted: boolean }>(PG_MERGE);
   // ON COMMIT empties the stage; a later upsert in the same transaction must not merge these again.

@@ -5,7 +5,7 @@
  * statement; MySQL/MariaDB: JSON_TABLE, MySQL ≥ 8.0.4 / MariaDB ≥ 10.6).
  * Never one round trip per record.
  */
-import { copyText, type Database, type Dialect, type Sql } from '@fieldsync/db';
+import { copyLine, type Database, type Dialect, type Sql } from '@fieldsync/db';
 import { SQL_TYPE } from './coerce.ts';
 import { q } from './ident.ts';
 import { locationKey, typedRows, type StoredLocations, type StoredRow } from './rows.ts';
@@ -29,23 +29,6 @@ function size(v: unknown): number {
   return typeof v === 'string' ? v.length + 3 : 8;
 }
 
-/** A typed value (text, boolean, or a child's index) as a field of COPY's text format. */
-function copyField(v: unknown): string {
-  if (v === null || v === undefined) return '\\N';
-  if (typeof v === 'string') return copyText(v);
-  if (typeof v === 'boolean') return v ? 't' : 'f';
-  return String(v);
-}
-
-/** Rows as COPY text lines, in column order. */
-function* copyLines(rows: unknown[][]): Generator<string> {
-  for (const r of rows) {
-    let line = copyField(r[0]);
-    for (let i = 1; i < r.length; i++) line += '\t' + copyField(r[i]);
-    yield line + '\n';
-  }
-}
-
 async function insertRows(sql: Sql, plan: Plan, table: PhysTable, rows: unknown[][]): Promise<void> {
   if (rows.length === 0) return;
   const d = plan.target.dialect;
@@ -53,7 +36,7 @@ async function insertRows(sql: Sql, plan: Plan, table: PhysTable, rows: unknown[
   if (d === 'postgresql' && sql.copyIn) {
     // Straight into the table: no statement to parse, no JSON to build and take apart; each
     // field goes through its column type's input function, as a cast from the JSON text would.
-    await sql.copyIn(`COPY ${rel(plan.target, table.name)} (${cols.map((c) => q(d, c)).join(', ')}) FROM STDIN`, copyLines(rows));
+    await sql.copyIn(`COPY ${rel(plan.target, table.name)} (${cols.map((c) => q(d, c)).join(', ')}) FROM STDIN`, rows.map(copyLine));
     return;
   }
   if (d === 'postgresql') {

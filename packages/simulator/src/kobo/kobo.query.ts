@@ -136,7 +136,7 @@ export function selectDocs<T extends Doc & { _id: number }>(byId: T[], filter: D
     return '$or' in filter ? hits.filter((r) => matches(r, filter)) : hits;
   }
   const tail = byId.slice(above(gt));
-  return Object.keys(filter).length === 1 && Object.keys(id).length === 1 ? tail : tail.filter((r) => matches(r, filter));
+  return '$or' in filter || '$in' in id ? tail.filter((r) => matches(r, filter)) : tail;
 }
 
 /** Parses a JSON query parameter, or throws QueryError naming the parameter. */
