@@ -1,7 +1,6 @@
 import { openDatabase, type Database } from '@fieldsync/db';
-import { JobBatcher } from '@fieldsync/queues';
 import { bootstrap, onShutdown, openQueues } from '@fieldsync/sync';
-import { createIngressApp } from './app.ts';
+import { createIngressApp, createWebhookBatcher } from './app.ts';
 import { createMetrics } from './metrics.ts';
 import { drainServer } from './shutdown.ts';
 
@@ -17,7 +16,7 @@ const db = () => (database ??= openDatabase(env.DATABASE_URL, { poolSize: 2, con
 
 let draining = false;
 // Webhook jobs go to Redis in addBulk batches (one pipeline per turn of the event loop instead of one write per request).
-const ingestBatcher = new JobBatcher(q.queues.ingest);
+const ingestBatcher = createWebhookBatcher(q.queues.ingest);
 const app = createIngressApp({
   config, queues: q.queues, redis: q.redis, log, metrics: createMetrics(), bodyLimit: env.INGRESS_BODY_LIMIT, admin, adminReadonly, db,
   draining: () => draining, ingestBatcher,

@@ -1,14 +1,23 @@
 import type { Job, JobsOptions, Queue } from 'bullmq';
 
 export interface JobBatcherOptions {
-  /** Most jobs in one addBulk (a bigger backlog goes out in several, one after another). */
+  /** Most adds in one addBulk (a bigger backlog goes out in several, one after another). */
   maxBatch?: number;
+  /**
+   * Job names whose adds may share one job: adds of that name handed over with
+   * the same `group` and sent in the same batch become one job, whose data is
+   * `combine` of theirs (in order). Each such add resolves with that shared job.
+   */
+  combine?: Record<string, (datas: unknown[]) => unknown>;
+  /** Most adds combined into one job (default 100). */
+  maxCombined?: number;
 }
 
 interface Pending {
   name: string;
   data: unknown;
   opts: JobsOptions | undefined;
+  group: string | undefined;
   resolve(job: Job): void;
   reject(err: unknown): void;
 }
@@ -21,12 +30,14 @@ interface Pending {
  * timer: an idle batcher sends at the next turn, so a lone job waits for
  * nothing, and a busy one batches exactly as much as arrived.
  *
- * Each `add` resolves with its own job only once Redis has stored it, and
+ * Each `add` resolves with its job (its own, or the one it shares) only once Redis has stored it, and
  * rejects when its batch could not be stored, so a caller answers "accepted"
  * only for what is in Redis.
  */
 export class JobBatcher {
   private readonly maxBatch: number;
+  private readonly combine: Record<string, (datas: unknown[]) => unknown>;
+  private readonly maxCombined: number;
   private queued: Pending[] = [];
   /** Jobs of the batch in flight (0: none). */
   private inFlight = 0;
@@ -35,11 +46,17 @@ export class JobBatcher {
 
   constructor(private readonly queue: Queue, opts: JobBatcherOptions = {}) {
     this.maxBatch = opts.maxBatch ?? 200;
+    this.combine = opts.combine ?? {};
+    this.maxCombined = opts.maxCombined ?? 100;
   }
 
-  add(name: string, data: unknown, opts?: JobsOptions): Promise<Job> {
+  /**
+   * `group`: adds of a combinable name (see `combine`) with the same group may
+   * share one job; the caller gives the same group only to adds with the same options.
+   */
+  add(name: string, data: unknown, opts?: JobsOptions, group?: string): Promise<Job> {
     return new Promise<Job>((resolve, reject) => {
-      this.queued.push({ name, data, opts, resolve, reject });
+      this.queued.push({ name, data, opts, group, resolve, reject });
       if (!this.scheduled && this.inFlight === 0) {
         this.scheduled = true;
         // setImmediate, not a microtask: requests whose bodies were read in the same I/O phase join this batch.
@@ -73,14 +90,36 @@ export class JobBatcher {
     });
   }
 
+  /** The batch's adds as jobs: combinable adds of one group share a job (at most maxCombined each). */
+  private jobsOf(batch: Pending[]): { owners: Pending[][]; specs: { name: string; data: unknown; opts: JobsOptions | undefined }[] } {
+    const owners: Pending[][] = [];
+    const open = new Map<string, Pending[]>();
+    for (const p of batch) {
+      const key = p.group !== undefined && this.combine[p.name] ? `${p.name}\0${p.group}` : undefined;
+      const shared = key !== undefined ? open.get(key) : undefined;
+      if (shared && shared.length < this.maxCombined) {
+        shared.push(p);
+        continue;
+      }
+      const own = [p];
+      owners.push(own);
+      if (key !== undefined) open.set(key, own);
+    }
+    const specs = owners.map((o) => ({ name: o[0]!.name, opts: o[0]!.opts, data: o.length === 1 ? o[0]!.data : this.combine[o[0]!.name]!(o.map((p) => p.data)) }));
+    return { owners, specs };
+  }
+
   private async send(batch: Pending[]): Promise<void> {
     let jobs: Job[];
+    let owners: Pending[][];
     try {
-      jobs = await this.queue.addBulk(batch.map(({ name, data, opts }) => ({ name, data, opts })));
+      const planned = this.jobsOf(batch);
+      owners = planned.owners;
+      jobs = await this.queue.addBulk(planned.specs);
     } catch (err) {
       for (const p of batch) p.reject(err);
       return;
     }
-    batch.forEach((p, i) => p.resolve(jobs[i]!));
+    owners.forEach((o, i) => o.forEach((p) => p.resolve(jobs[i]!)));
   }
 }

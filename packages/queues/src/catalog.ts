@@ -65,6 +65,15 @@ export const IngestBatch = job({
   timeoutMs: 120_000,
 });
 
+/**
+ * Webhook batches that arrived together, as one job (JobBatcher's `combine`):
+ * one job per burst instead of one per request, so Redis, the ingress and the
+ * loader pay the per-job cost once. Webhook batches carry no runId.
+ */
+export function combineIngestBatches(datas: unknown[]): IngestBatchData {
+  return { submissions: (datas as IngestBatchData[]).flatMap((d) => d.submissions) };
+}
+
 /** Ingest job options with the retry policy from config (`ingest.attempts`, `ingest.backoffMs`). */
 export function ingestJobOptions(policy: { attempts: number; backoffMs: number }): JobsOptions {
   return { ...IngestBatch.options, attempts: policy.attempts, backoff: { type: 'exponential', delay: policy.backoffMs, jitter: 0.5 } };
