@@ -80,20 +80,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     if (draining()) res.set('connection', 'close');
     next();
   });
-  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
-  app.get('/readyz', async (_req, res) => {
-    if (draining()) return void res.status(503).json({ status: 'unavailable', error: 'shutting down' });
-    try {
-      await deps.redis.ping();
-      res.json({ status: 'ready' });
-    } catch (err) {
-      res.status(503).json({ status: 'unavailable', error: `redis: ${(err as Error).message}` });
-    }
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-
+  // The webhook route first: the router tries routes in order, and webhooks are nearly all the traffic.
   const rawBody = express.raw({ type: () => true, limit: deps.bodyLimit ?? '1mb' });
 
   app.post(
@@ -159,6 +146,20 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       }
     },
   );
+
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/readyz', async (_req, res) => {
+    if (draining()) return void res.status(503).json({ status: 'unavailable', error: 'shutting down' });
+    try {
+      await deps.redis.ping();
+      res.json({ status: 'ready' });
+    } catch (err) {
+      res.status(503).json({ status: 'unavailable', error: `redis: ${(err as Error).message}` });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
 
   if (deps.admin) {
     const noDb = () => {
