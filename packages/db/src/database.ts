@@ -107,7 +107,11 @@ function mysqlSql(conn: mariadb.Pool | mariadb.PoolConnection): Sql {
       return Array.isArray(rows) ? [...rows] : [];
     },
     async execute(text, params = []) {
-      const r = await conn.query(text, params);
+      // Writes with values go by the binary protocol (prepared once per connection and shape,
+      // then cached): the values travel as bytes, where the text protocol escapes each one into
+      // the statement in JavaScript — megabytes of record JSON per batch. DDL and SAVEPOINTs,
+      // which take no values (and some of which cannot be prepared), stay on the text protocol.
+      const r = params.length ? await conn.execute(text, params) : await conn.query(text);
       return Number(r.affectedRows ?? 0);
     },
   };
