@@ -3,7 +3,7 @@
  * and GET /admin/api/jobs/:id says waiting until the loader commits, then
  * stored — for an XML body too, whose records travel on in a follow-up job.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import request from 'supertest';
 import { parseConfig, type FieldsyncConfig } from '@fieldsync/config';
 import { openDatabase } from '@fieldsync/db';
@@ -57,6 +57,37 @@ describe('webhook job status', () => {
     // The XML job's answer follows the ingest job it handed the record to.
     expect(await until(() => job(xml.body.jobId), (j) => j.stored)).toMatchObject({ state: 'completed', stored: true, name: 'ingest-batch' });
     expect(await h.db.prisma.submission.count({ where: { version: 'uuid:42' } })).toBe(1);
+  });
+
+  it('requests that shared a job: ?key= says which records are stored when the database refused one of them', async () => {
+    h.startLoader({ config }); // besides the first test's, when it ran: either takes the job
+    const rec = (id: number, extra: object = {}) => ({ _id: id, _xform_id_string: 'aForm', 'meta/instanceID': `uuid:${id}`, _submission_time: '2026-11-01T10:00:00', ...extra });
+    // Redis slow for the first batch, so the next requests queue up behind it and share one job.
+    const addBulk = h.queues.ingest.addBulk.bind(h.queues.ingest);
+    let calls = 0;
+    const spy = vi.spyOn(h.queues.ingest, 'addBulk').mockImplementation(async (jobs) => {
+      if (calls++ === 0) await new Promise((r) => setTimeout(r, 300));
+      return addBulk(jobs);
+    });
+    const post = (r: object) => request(app).post('/webhooks/kobo').set('authorization', hookAuth).send(r);
+    const first = post(rec(50));
+    await new Promise((r) => setTimeout(r, 50));
+    const [good1, bad, good2] = await Promise.all([post(rec(51)), post(rec(52, { note: 'nul\u0000here' })), post(rec(53))]).finally(() => spy.mockRestore());
+    await first;
+    const id = good1!.body.jobId as string;
+    expect([bad!.body.jobId, good2!.body.jobId]).toEqual([id, id]);
+    const byKey = async (key: string) => {
+      const r = await request(app).get(`/admin/api/jobs/${id}?key=${key}`).auth(ADMIN.user, ADMIN.password);
+      return { status: r.status, stored: (r.body as { stored?: boolean }).stored };
+    };
+    // PostgreSQL's jsonb refuses the NUL: the other two commit, and the job retries with record 52 alone.
+    expect(await until(() => byKey('51'), (j) => j.stored === true)).toEqual({ status: 200, stored: true });
+    expect(await byKey('53')).toEqual({ status: 200, stored: true });
+    expect(await byKey('52')).toEqual({ status: 200, stored: false });
+    expect((await job(id)).stored).toBe(false);
+    expect((await byKey('999')).status).toBe(404);
+    expect(await h.db.prisma.submission.count({ where: { key: { in: ['51', '53'] } } })).toBe(2);
+    expect(await h.db.prisma.submission.count({ where: { key: '52' } })).toBe(0);
   });
 
   it('with the database down, webhooks are still accepted while the admin routes answer 503', async () => {

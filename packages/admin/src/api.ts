@@ -76,7 +76,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
       return out;
     }),
   );
-  r.get('/jobs/:id', h((req) => jobStatus(deps.queues, param(req, 'id'), typeof req.query.queue === 'string' ? req.query.queue : undefined)));
+  r.get('/jobs/:id', h((req) => jobStatus(deps.queues, param(req, 'id'), typeof req.query.queue === 'string' ? req.query.queue : undefined, typeof req.query.key === 'string' ? req.query.key : undefined)));
   r.get('/csrf', h(async (_req, res) => ({ token: (res.locals.admin as AdminLocals).csrf, role: (res.locals.admin as AdminLocals).role })));
   r.get('/openapi.json', h(async () => openApiDocument()));
   r.get('/docs', h(async (_req, res) => void res.type('html').send(referencePage(openApiDocument()))));

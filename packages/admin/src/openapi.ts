@@ -43,7 +43,7 @@ export function openApiDocument(): Record<string, unknown> {
   });
   path({
     method: 'get', path: '/admin/api/jobs/{id}', summary: "A job's state: are a webhook's records stored yet?",
-    request: { params: z.object({ id: z.string().describe('the jobId a webhook answer carries') }), query: z.object({ queue: z.enum(['ingest', 'poll', 'dead-letter']).optional().describe('default ingest') }) },
+    request: { params: z.object({ id: z.string().describe('the jobId a webhook answer carries') }), query: z.object({ queue: z.enum(['ingest', 'poll', 'dead-letter']).optional().describe('default ingest'), key: z.string().optional().describe("one record of the job (a webhook answer's `keys`): concurrent webhooks for one form share a job") }) },
     responses: { 200: json(JobStatus, 'the job'), 404: json(ApiError, 'unknown job, or removed after completion'), ...errors },
   });
   path({ method: 'get', path: '/admin/api/csrf', summary: 'The CSRF token for POSTs (send the session cookie back with it)', responses: { 200: json(z.object({ token: z.string(), role: z.enum(['admin', 'readonly']) }), 'token and role'), ...errors } });

@@ -84,8 +84,11 @@ const QUEUE_KEYS = { ingest: 'ingest', poll: 'poll', 'dead-letter': 'deadLetter'
  * Where a job is: for a webhook's job (on `ingest`), `stored` says its records
  * are committed. A kept (XML) body's job hands its records on to a follow-up
  * job: when its result names that job (`jobId`), the answer follows it.
+ * With `key`, the answer is for that record of the job (requests for one form
+ * share a job): stored once its job completed, or once an attempt committed it
+ * while the database refused another record of the job.
  */
-export async function jobStatus(queues: Queues, id: string, queueName = 'ingest'): Promise<JobStatus> {
+export async function jobStatus(queues: Queues, id: string, queueName = 'ingest', recordKey?: string): Promise<JobStatus> {
   const key = QUEUE_KEYS[queueName as keyof typeof QUEUE_KEYS];
   if (!key) throw new AdminError(400, 'unknown_queue', `queue must be one of ${Object.keys(QUEUE_KEYS).join(', ')}`);
   const queue = queues[key];
@@ -100,12 +103,22 @@ export async function jobStatus(queues: Queues, id: string, queueName = 'ingest'
   }
   const state = (await job.getState()) as JobStatus['state'];
   const deadLettered = (job.returnvalue as { deadLettered?: unknown } | null)?.deadLettered;
+  const done = state === 'completed' && deadLettered === undefined && job.name !== 'unparsed-webhook';
+  let stored = done;
+  if (recordKey !== undefined) {
+    const data = job.data as { submissions?: { key?: unknown }[]; storedKeys?: unknown };
+    const committed = Array.isArray(data.storedKeys) && data.storedKeys.includes(recordKey);
+    const held = committed || (data.submissions ?? []).some((s) => s?.key === recordKey);
+    // Asked of an unparsed body's job, the key is in no job yet: the answer is the job's own.
+    if (!held && job.name !== 'unparsed-webhook') throw new AdminError(404, 'not_found', `job ${id} holds no record with key ${recordKey}`);
+    stored = done || committed;
+  }
   return {
     id: String(job.id),
     queue: queueName,
     name: job.name,
     state,
-    stored: state === 'completed' && deadLettered === undefined && job.name !== 'unparsed-webhook',
+    stored,
     attemptsMade: job.attemptsMade,
     failedReason: job.failedReason ?? (typeof deadLettered === 'string' ? `dead-lettered (${deadLettered})` : null),
     finishedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,

@@ -54,6 +54,11 @@ export const IngestBatch = job({
     submissions: z.array(CanonicalSubmission).min(1),
     /** The SyncRun (id as decimal text) of the poll/sweep/backfill that enqueued it; webhook batches have none. */
     runId: z.string().regex(/^\d+$/).optional(),
+    /**
+     * Keys of this job's records that an earlier attempt committed; the job then holds
+     * only the records the database refused (what a shared webhook job's status reads).
+     */
+    storedKeys: z.array(z.string()).optional(),
   }),
   options: {
     attempts: 8,

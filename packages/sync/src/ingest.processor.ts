@@ -208,7 +208,8 @@ export function createIngestProcessor(deps: IngestDeps) {
       timer({ outcome: bad.length ? 'poison' : 'ok' });
       if (bad.length === 0) return { loaded: ok.length, poison: 0, unfit };
       // Keep only the refused records in the job, so retries (and the dead letter) carry just them.
-      await job.updateData({ submissions: bad.map((b) => b.s), runId: parsed.data.runId });
+      const storedKeys = [...(parsed.data.storedKeys ?? []), ...ok.map((s) => s.key)];
+      await job.updateData({ submissions: bad.map((b) => b.s), runId: parsed.data.runId, storedKeys });
       throw new PoisonRecordsError(bad.map((b) => ({ key: b.s.key, error: message(b.err) })));
     } catch (err) {
       if (!(err instanceof PoisonRecordsError)) timer({ outcome: isUnavailable(err) ? 'db_unavailable' : 'failed' });
