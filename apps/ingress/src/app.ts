@@ -4,7 +4,7 @@ import type { Database } from '@fieldsync/db';
 import type { Redis } from 'ioredis';
 import type { FieldsyncConfig } from '@fieldsync/config';
 import { WEBHOOK_PARSERS, WebhookBodyError, readWebhookBody, webhookFormat } from '@fieldsync/connectors';
-import { IngestBatch, JobBatcher, UnparsedWebhook, combineIngestBatches, ingestJobOptions, type Queues } from '@fieldsync/queues';
+import { IngestBatch, JobBatcher, UnparsedWebhook, combineIngestBatches, ingestJobOptions, type Combinable, type Queues } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import { checkWebhookAuth, verifySignature } from './auth.ts';
 import type { Metrics } from './metrics.ts';
@@ -35,10 +35,10 @@ export interface IngressDeps {
 }
 
 /** The one form all these records belong to, as a batcher group (records of one form may share a job); none when they mix forms. */
-function sameForm(submissions: readonly { sourceId: string; formId: string }[]): string | undefined {
+function sameForm(submissions: readonly { sourceId: string; formId: string }[], bytes: number): Combinable | undefined {
   const first = submissions[0];
   if (!first || submissions.some((s) => s.formId !== first.formId || s.sourceId !== first.sourceId)) return undefined;
-  return `${first.sourceId}\0${first.formId}`;
+  return { group: `${first.sourceId}\0${first.formId}`, size: bytes };
 }
 
 /** A JSON error a webhook sender (or its operator) can read. */
@@ -60,7 +60,8 @@ function accepted(res: Response, body: object): void {
 
 /**
  * The webhook jobs' batcher: the jobs of concurrent requests go to Redis in one
- * addBulk, and the records of concurrent requests for one form share one ingest job.
+ * addBulk, and the records of concurrent requests for one form share one ingest job
+ * (up to 100 requests and 1 MiB of bodies: big bodies go alone).
  */
 export function createWebhookBatcher(queue: Queues['ingest']): JobBatcher {
   return new JobBatcher(queue, { combine: { [IngestBatch.name]: combineIngestBatches } });
@@ -112,10 +113,10 @@ export function createIngressApp(deps: IngressDeps): express.Express {
           if (err instanceof WebhookBodyError) throw new HttpError(err.code === 'unsupported_media_type' ? 415 : 400, err.code, err.message);
           throw err;
         }
-        const enqueue = async (name: string, data: unknown, group?: string) => {
+        const enqueue = async (name: string, data: unknown, share?: Combinable) => {
           try {
             // Batched with the jobs of concurrent requests; resolves only once this job is in Redis.
-            return await batcher.add(name, data, jobOptions, group);
+            return await batcher.add(name, data, jobOptions, share);
           } catch (err) {
             log.error({ err, sourceId: source.id }, 'could not enqueue webhook');
             throw new HttpError(503, 'queue_unavailable', 'the queue is unavailable; retry later', { 'retry-after': '30' });
@@ -137,7 +138,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         // XML is read again by the loader, which knows the form's repeats (XML alone cannot tell a one-entry repeat from a group).
         const job = webhookFormat(contentType) === 'xml'
           ? await keepWhole()
-          : await enqueue(IngestBatch.name, { submissions }, sameForm(submissions));
+          : await enqueue(IngestBatch.name, { submissions }, sameForm(submissions, body.length));
         metrics.enqueued.inc({ source: source.id }, submissions.length);
         metrics.requests.inc({ source: source.id, status: '202' });
         accepted(res, { accepted: submissions.length, jobId: job.id, keys: submissions.map((s) => s.key) });

@@ -43,24 +43,28 @@ describe('JobBatcher on a real Redis', () => {
   it('combines adds of a combinable name and one group into shared jobs (at most maxCombined adds each); others keep their own', async () => {
     const sizes = bulkSizes();
     const combine = { c: (ds: unknown[]) => ({ items: ds.flatMap((d) => (d as { items: number[] }).items) }) };
-    const b = new JobBatcher(queues.ingest, { combine, maxCombined: 4 });
+    const b = new JobBatcher(queues.ingest, { combine, maxCombined: 4, maxCombinedSize: 1000 });
+    const share = (group: string, size = 10) => ({ group, size });
     const adds = [
-      ...Array.from({ length: 6 }, (_, i) => b.add('c', { items: [i] }, { attempts: 2 }, 'form-a')),
-      b.add('c', { items: [100] }, { attempts: 2 }, 'form-b'),
+      ...Array.from({ length: 6 }, (_, i) => b.add('c', { items: [i] }, { attempts: 2 }, share('form-a'))),
+      b.add('c', { items: [100] }, { attempts: 2 }, share('form-b')),
       b.add('c', { items: [200] }, { attempts: 2 }), // no group: never combined
-      b.add('other', { items: [300] }, undefined, 'form-a'), // not combinable
+      b.add('other', { items: [300] }, undefined, share('form-a')), // not combinable
+      // Too big to join form-b's job (10 + 995 > 1000): a job of its own, which the next one joins.
+      b.add('c', { items: [400] }, { attempts: 2 }, share('form-b', 995)),
+      b.add('c', { items: [401] }, { attempts: 2 }, share('form-b', 5)),
     ];
     const jobs = await Promise.all(adds);
-    // One addBulk: form-a's six adds as 4 + 2, form-b's one, and the two that are never combined.
-    expect(sizes).toEqual([5]);
+    // One addBulk: form-a's six adds as 4 + 2, form-b's 1 and 2, and the two that are never combined.
+    expect(sizes).toEqual([6]);
     const stored = await Promise.all(jobs.map((j) => queues.ingest.getJob(j.id!)));
     expect(stored.map((j) => j?.data)).toEqual([
       ...Array(4).fill({ items: [0, 1, 2, 3] }), ...Array(2).fill({ items: [4, 5] }),
-      { items: [100] }, { items: [200] }, { items: [300] },
+      { items: [100] }, { items: [200] }, { items: [300] }, { items: [400, 401] }, { items: [400, 401] },
     ]);
-    expect(new Set(jobs.map((j) => j.id)).size).toBe(5);
+    expect(new Set(jobs.map((j) => j.id)).size).toBe(6);
     expect(stored[0]?.opts.attempts).toBe(2);
-    expect(await queues.ingest.getWaitingCount()).toBe(5);
+    expect(await queues.ingest.getWaitingCount()).toBe(6);
   });
 
   it('sends a lone job at once and gathers the jobs that arrive while a batch is in flight into the next', async () => {

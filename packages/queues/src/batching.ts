@@ -11,13 +11,21 @@ export interface JobBatcherOptions {
   combine?: Record<string, (datas: unknown[]) => unknown>;
   /** Most adds combined into one job (default 100). */
   maxCombined?: number;
+  /** Most total size (the adds' `size`, e.g. body bytes) combined into one job (default 1 MiB): big bodies go alone. */
+  maxCombinedSize?: number;
+}
+
+/** How an add may share a job: adds with the same group may; `size` counts toward maxCombinedSize. */
+export interface Combinable {
+  group: string;
+  size: number;
 }
 
 interface Pending {
   name: string;
   data: unknown;
   opts: JobsOptions | undefined;
-  group: string | undefined;
+  share: Combinable | undefined;
   resolve(job: Job): void;
   reject(err: unknown): void;
 }
@@ -38,6 +46,7 @@ export class JobBatcher {
   private readonly maxBatch: number;
   private readonly combine: Record<string, (datas: unknown[]) => unknown>;
   private readonly maxCombined: number;
+  private readonly maxCombinedSize: number;
   private queued: Pending[] = [];
   /** Jobs of the batch in flight (0: none). */
   private inFlight = 0;
@@ -48,15 +57,16 @@ export class JobBatcher {
     this.maxBatch = opts.maxBatch ?? 200;
     this.combine = opts.combine ?? {};
     this.maxCombined = opts.maxCombined ?? 100;
+    this.maxCombinedSize = opts.maxCombinedSize ?? 1024 * 1024;
   }
 
   /**
-   * `group`: adds of a combinable name (see `combine`) with the same group may
+   * `share`: adds of a combinable name (see `combine`) with the same group may
    * share one job; the caller gives the same group only to adds with the same options.
    */
-  add(name: string, data: unknown, opts?: JobsOptions, group?: string): Promise<Job> {
+  add(name: string, data: unknown, opts?: JobsOptions, share?: Combinable): Promise<Job> {
     return new Promise<Job>((resolve, reject) => {
-      this.queued.push({ name, data, opts, group, resolve, reject });
+      this.queued.push({ name, data, opts, share, resolve, reject });
       if (!this.scheduled && this.inFlight === 0) {
         this.scheduled = true;
         // setImmediate, not a microtask: requests whose bodies were read in the same I/O phase join this batch.
@@ -90,20 +100,21 @@ export class JobBatcher {
     });
   }
 
-  /** The batch's adds as jobs: combinable adds of one group share a job (at most maxCombined each). */
+  /** The batch's adds as jobs: combinable adds of one group share a job (at most maxCombined adds and maxCombinedSize each). */
   private jobsOf(batch: Pending[]): { owners: Pending[][]; specs: { name: string; data: unknown; opts: JobsOptions | undefined }[] } {
     const owners: Pending[][] = [];
-    const open = new Map<string, Pending[]>();
+    const open = new Map<string, { adds: Pending[]; size: number }>();
     for (const p of batch) {
-      const key = p.group !== undefined && this.combine[p.name] ? `${p.name}\0${p.group}` : undefined;
+      const key = p.share !== undefined && this.combine[p.name] ? `${p.name}\0${p.share.group}` : undefined;
       const shared = key !== undefined ? open.get(key) : undefined;
-      if (shared && shared.length < this.maxCombined) {
-        shared.push(p);
+      if (shared && shared.adds.length < this.maxCombined && shared.size + p.share!.size <= this.maxCombinedSize) {
+        shared.adds.push(p);
+        shared.size += p.share!.size;
         continue;
       }
       const own = [p];
       owners.push(own);
-      if (key !== undefined) open.set(key, own);
+      if (key !== undefined) open.set(key, { adds: own, size: p.share!.size });
     }
     const specs = owners.map((o) => ({ name: o[0]!.name, opts: o[0]!.opts, data: o.length === 1 ? o[0]!.data : this.combine[o[0]!.name]!(o.map((p) => p.data)) }));
     return { owners, specs };
