@@ -110,8 +110,9 @@ describe('metrics of the running apps after a backfill and webhooks', () => {
       deadLetters: 0,
       loginFailures: 0,
     });
-    // 1,200 records in batches of 200 are 6 batches, plus one per webhook; pages of 500 are 3 requests, plus form definitions.
-    expect(values.batchesOk).toBeGreaterThanOrEqual(POLLED / 200 + HOOKED);
+    // 1,200 records in batches of 200 are at least 6 batches, plus at least one for the webhooks (concurrent
+    // webhooks of a form share a job); pages of 500 are 3 requests, plus form definitions.
+    expect(values.batchesOk).toBeGreaterThanOrEqual(POLLED / 200 + 1);
     expect(values.http200).toBeGreaterThanOrEqual(3);
     expect(values.ingestCompletedSeenByLoader).toBeGreaterThan(0);
     expect(values.ingestCompletedSeenByPoller).toBe(values.ingestCompletedSeenByLoader);
