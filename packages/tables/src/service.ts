@@ -6,7 +6,7 @@
 import type { Database, Sql } from '@fieldsync/db';
 import { FormDefinition, recordId, type CanonicalSubmission } from '@fieldsync/model';
 import { ensureDictionary, planForm, validateTarget, withPlanningLock, type Plan, type Target } from './schema.ts';
-import { applyTypedRows, rebuildForm, refreshStale, type ApplyResult, type RebuildResult } from './write.ts';
+import { applyTypedRows, rebuildForm, refreshStale, storedCopies, type ApplyResult, type RebuildResult, type SentCopy } from './write.ts';
 import type { StoredRow } from './rows.ts';
 
 export interface SourceTablesOptions {
@@ -83,6 +83,11 @@ function storedOf(s: CanonicalSubmission): StoredRow {
   return { key: s.key, version: s.version, submittedAt: s.submittedAt, updatedAt: s.updatedAt, deleted: s.deleted, data: s.data };
 }
 
+/** A batch's copy as the raw upsert sent it (what storedCopies compares with the stored row). */
+function sentOf(s: CanonicalSubmission): SentCopy {
+  return { ...storedOf(s), via: s.via, submittedAt: s.submittedAt, updatedAt: s.updatedAt, deleted: s.deleted };
+}
+
 /** One line per type conflict of a plan: which question, which column types it has had. */
 export function typeChangeNotes(plan: Plan): string[] {
   return plan.logical.conflicts.map((c) => `${plan.sourceId}/${plan.formId} ${c.path}: ${c.storages.join(' → ')} (old column kept, new one added)`);
@@ -149,18 +154,19 @@ export class TypedTables {
    * the forms of the batch. Forms without a definition are skipped: their raw
    * rows still load and a later rebuild fills their tables.
    */
-  async prepare(db: Database, batch: { sourceId: string; formId: string; key: string; data: unknown }[]): Promise<PreparedBatch | null> {
-    const groups = new Map<string, { sourceId: string; formId: string; keys: string[]; versions: Set<string> }>();
+  async prepare(db: Database, batch: CanonicalSubmission[]): Promise<PreparedBatch | null> {
+    const groups = new Map<string, { sourceId: string; formId: string; keys: string[]; copies: CanonicalSubmission[]; versions: Set<string> }>();
     for (const s of batch) {
       if (!this.enabledFor(s.sourceId)) continue;
       const id = `${s.sourceId}\0${s.formId}`;
       let g = groups.get(id);
-      if (!g) groups.set(id, (g = { sourceId: s.sourceId, formId: s.formId, keys: [], versions: new Set() }));
+      if (!g) groups.set(id, (g = { sourceId: s.sourceId, formId: s.formId, keys: [], copies: [], versions: new Set() }));
       g.keys.push(s.key);
+      g.copies.push(s);
       const v = recordFormVersion(s.data);
       if (v) g.versions.add(v);
     }
-    const work: { id: string; plan: Plan; keys: string[] }[] = [];
+    const work: { id: string; plan: Plan; keys: string[]; copies: CanonicalSubmission[] }[] = [];
     for (const [id, g] of groups) {
       // The analyst layer never holds up the raw one: a form whose planning fails loads raw
       // rows only, and is marked stale, to be rewritten in full once planning works again.
@@ -172,7 +178,7 @@ export class TypedTables {
           this.stale.delete(id);
           this.log.info({ sourceId: g.sourceId, formId: g.formId, records: r.records }, 'typed tables: stale form rewritten from Submission');
         }
-        work.push({ id, plan, keys: g.keys });
+        work.push({ id, plan, keys: g.keys, copies: g.copies });
       } catch (err) {
         this.markStale(id, g, err);
       }
@@ -192,8 +198,11 @@ export class TypedTables {
           await sql.execute('SAVEPOINT fieldsync_typed');
           let r: ApplyResult;
           try {
-            const mine = inserted?.filter((s) => s.sourceId === w.plan.sourceId && s.formId === w.plan.formId);
-            r = await applyTypedRows(sql, w.plan, keys, { inserted: mine?.map(storedOf) });
+            // PostgreSQL says which copies it inserted; on MySQL the rows that hold a batch's copy are found by a probe.
+            const mine = inserted
+              ? inserted.filter((s) => s.sourceId === w.plan.sourceId && s.formId === w.plan.formId).map(storedOf)
+              : this.dialect === 'mysql' ? await storedCopies(sql, w.plan, w.copies.map(sentOf)) : undefined;
+            r = await applyTypedRows(sql, w.plan, keys, { inserted: mine });
           } catch (err) {
             // A dead connection fails this too: then the whole transaction fails, as it must.
             await sql.execute('ROLLBACK TO SAVEPOINT fieldsync_typed').catch(() => Promise.reject(err));

@@ -5,6 +5,7 @@
  * statement; MySQL/MariaDB: JSON_TABLE, MySQL ≥ 8.0.4 / MariaDB ≥ 10.6).
  * Never one round trip per record.
  */
+import { crc32 } from 'node:zlib';
 import { copyLine, type Database, type Dialect, type Sql } from '@fieldsync/db';
 import { SQL_TYPE } from './coerce.ts';
 import { q } from './ident.ts';
@@ -195,6 +196,46 @@ WHERE s.${k('sourceId')} = ? AND s.${k('formId')} = ? AND s.${k('key')} IN (${pa
     add(await write(sql, plan, stored, stored.filter((x) => x.typed !== null).map((x) => x.key)));
   }
   return total;
+}
+
+/** A batch's copy of a record, as the raw upsert sent it. */
+export interface SentCopy extends StoredRow {
+  via: string;
+  submittedAt: string;
+  updatedAt: string;
+  deleted: boolean;
+}
+
+/**
+ * MySQL has no RETURNING: which of the batch's copies `Submission` now holds, found
+ * without reading the JSON back (most of the typed layer's cost on MySQL). A stored row
+ * is a copy when version, via, deletion state, both times and the CRC32 of the JSON text
+ * match: a stored copy of the same version with other data (a REST Service field subset,
+ * a validation status) differs in its text. MariaDB keeps JSON as the text sent; MySQL 8
+ * stores it binary, so its CRC never matches and its rows are read back as before.
+ * Locks the rows it reads, as the read-back does.
+ */
+export async function storedCopies(sql: Sql, plan: Plan, copies: readonly SentCopy[]): Promise<SentCopy[]> {
+  const byKey = new Map<string, SentCopy[]>();
+  for (const c of copies) byKey.set(c.key, [...(byKey.get(c.key) ?? []), c]);
+  const keys = [...byKey.keys()];
+  const out: SentCopy[] = [];
+  for (let i = 0; i < keys.length; i += KEY_CHUNK) {
+    const part = keys.slice(i, i + KEY_CHUNK);
+    const rows = await sql.query<{ key: string; version: string; via: string; deleted: number | boolean; updatedAt: Date; submittedAt: Date; crc: number | string }>(
+      `SELECT \`key\`, \`version\`, \`via\`, \`deleted\`, \`updatedAt\`, \`submittedAt\`, CRC32(\`data\`) AS crc FROM \`Submission\`
+WHERE \`sourceId\` = ? AND \`formId\` = ? AND \`key\` IN (${part.map(() => '?').join(', ')}) FOR UPDATE`,
+      [plan.sourceId, plan.formId, ...part],
+    );
+    for (const r of rows) {
+      const same = byKey.get(r.key)?.find((c) =>
+        c.version === r.version && c.via === r.via && c.deleted === Boolean(r.deleted)
+        && Date.parse(c.updatedAt) === new Date(r.updatedAt).getTime() && Date.parse(c.submittedAt) === new Date(r.submittedAt).getTime()
+        && crc32(JSON.stringify(c.data)) === Number(r.crc));
+      if (same) out.push(same);
+    }
+  }
+  return out;
 }
 
 /** A Date, or ISO text with at most millisecond digits (what a timestamp(3) column keeps unchanged). */
