@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mysqlConfig, openDatabase } from './database.ts';
-import { Cable, TEST_SERVERS } from './testing.ts';
+import { Cable, TEST_SERVERS, createTestDatabase } from './testing.ts';
 
 describe('MySQL connection settings from DATABASE_URL', () => {
   it('reads host, port, credentials and database', () => {
@@ -22,6 +22,34 @@ describe('MySQL connection settings from DATABASE_URL', () => {
   });
 });
 
+
+describe('MySQL writes and the binary protocol', () => {
+  it('a write carrying long values is prepared (binary protocol); short writes and DDL are not, so they hold no server statement', async () => {
+    const t = await createTestDatabase('mysql');
+    try {
+      await t.db.transaction(async (sql) => {
+        const prepared = async () => Number((await sql.query<{ Value: string }>("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'"))[0]!.Value);
+        const p0 = await prepared();
+        await sql.execute('CREATE TEMPORARY TABLE fs_probe (k VARCHAR(10), v LONGTEXT)');
+        await sql.execute('INSERT INTO fs_probe (k, v) VALUES (?, ?), (?, ?)', ['a', 'short', 'b', "it's \\\\ short"]);
+        await sql.execute('DELETE FROM fs_probe WHERE k IN (?)', ['a']);
+        expect(await prepared()).toBe(p0);
+        const long = `{"q": "${'x'.repeat(2000)}", "quote": "it's \\\\"}`;
+        await sql.execute('INSERT INTO fs_probe (k, v) VALUES (?, ?)', ['c', long]);
+        expect(await prepared()).toBe(p0 + 1);
+        // Many short values (a batch of small records) add up: prepared too.
+        const many = Array.from({ length: 300 }, (_, i) => [`m${i}`, 'y'.repeat(300)]);
+        await sql.execute(`INSERT INTO fs_probe (k, v) VALUES ${many.map(() => '(?, ?)').join(', ')}`, many.flat());
+        expect(await prepared()).toBe(p0 + 2);
+        await sql.execute("DELETE FROM fs_probe WHERE k LIKE 'm%'");
+        // Both protocols store the values exactly.
+        expect(await sql.query('SELECT k, v FROM fs_probe ORDER BY k')).toEqual([{ k: 'b', v: "it's \\\\ short" }, { k: 'c', v: long }]);
+      });
+    } finally {
+      await t.drop();
+    }
+  });
+});
 
 describe.each([['postgresql', 5432], ['mysql', 3306]] as const)('a connection lost inside a transaction on %s', (dialect, port) => {
   it('fails that transaction only: nothing uncaught, and the broken connection is not handed out again', async () => {

@@ -100,6 +100,21 @@ function* batchLines(lines: Iterable<string>): Generator<string> {
   if (buf.length) yield buf.join('');
 }
 
+/**
+ * Whether a write goes by the binary protocol (see mysqlSql's execute): one value of 1 kB
+ * or more (a record's JSON), or 64 kB of values in all (a batch of small records), not
+ * a list of keys.
+ */
+function carriesLongValues(params: readonly unknown[]): boolean {
+  let total = 0;
+  for (const v of params) {
+    if (typeof v !== 'string') continue;
+    if (v.length >= 1024) return true;
+    total += v.length;
+  }
+  return total >= 64 * 1024;
+}
+
 function mysqlSql(conn: mariadb.Pool | mariadb.PoolConnection): Sql {
   return {
     async query(text, params = []) {
@@ -107,11 +122,12 @@ function mysqlSql(conn: mariadb.Pool | mariadb.PoolConnection): Sql {
       return Array.isArray(rows) ? [...rows] : [];
     },
     async execute(text, params = []) {
-      // Writes with values go by the binary protocol (prepared once per connection and shape,
-      // then cached): the values travel as bytes, where the text protocol escapes each one into
-      // the statement in JavaScript — megabytes of record JSON per batch. DDL and SAVEPOINTs,
-      // which take no values (and some of which cannot be prepared), stay on the text protocol.
-      const r = params.length ? await conn.execute(text, params) : await conn.query(text);
+      // Writes carrying long values (record JSON, typed rows as JSON) go by the binary protocol
+      // (prepared once per connection and shape, then cached): the values travel as bytes, where
+      // the text protocol escapes each one into the statement in JavaScript — megabytes per batch.
+      // The rest (DDL, SAVEPOINTs, deletes by key lists of every length) stay on the text protocol:
+      // nothing to gain there, and each shape would hold a prepared statement on the server.
+      const r = carriesLongValues(params) ? await conn.execute(text, params) : await conn.query(text, params);
       return Number(r.affectedRows ?? 0);
     },
   };
@@ -153,6 +169,9 @@ export function mysqlConfig(url: string, opts: OpenOptions = {}): mariadb.PoolCo
     // Our own statements send Dates as UTC; Prisma's adapter formats its own.
     timezone: 'Z',
     multipleStatements: false,
+    // Prepared statements cached per connection (the driver's default is 256): the server's
+    // max_prepared_stmt_count (16,382 by default) is shared by every connection of every loader.
+    prepareCacheLength: 64,
   };
 }
 
