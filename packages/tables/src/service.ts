@@ -6,7 +6,7 @@
 import type { Database, Sql } from '@fieldsync/db';
 import { FormDefinition, recordId, type CanonicalSubmission } from '@fieldsync/model';
 import { ensureDictionary, planForm, validateTarget, withPlanningLock, type Plan, type Target } from './schema.ts';
-import { applyTypedRows, rebuildForm, refreshStale, storedCopies, type ApplyResult, type RebuildResult, type SentCopy } from './write.ts';
+import { applyTypedRows, rebuildForm, refreshStale, storedCopies, type ApplyResult, type RebuildResult } from './write.ts';
 import type { StoredRow } from './rows.ts';
 
 export interface SourceTablesOptions {
@@ -81,11 +81,6 @@ export interface PreparedBatch {
 /** A copy the upsert inserted, as its Submission row reads (the same fields the read-back selects). */
 function storedOf(s: CanonicalSubmission): StoredRow {
   return { key: s.key, version: s.version, submittedAt: s.submittedAt, updatedAt: s.updatedAt, deleted: s.deleted, data: s.data };
-}
-
-/** A batch's copy as the raw upsert sent it (what storedCopies compares with the stored row). */
-function sentOf(s: CanonicalSubmission): SentCopy {
-  return { ...storedOf(s), via: s.via, submittedAt: s.submittedAt, updatedAt: s.updatedAt, deleted: s.deleted };
 }
 
 /** One line per type conflict of a plan: which question, which column types it has had. */
@@ -200,9 +195,9 @@ export class TypedTables {
           try {
             // PostgreSQL says which copies it inserted; on MySQL the rows that hold a batch's copy are found by a probe.
             const mine = inserted
-              ? inserted.filter((s) => s.sourceId === w.plan.sourceId && s.formId === w.plan.formId).map(storedOf)
-              : this.dialect === 'mysql' ? await storedCopies(sql, w.plan, w.copies.map(sentOf)) : undefined;
-            r = await applyTypedRows(sql, w.plan, keys, { inserted: mine });
+              ? inserted.filter((s) => s.sourceId === w.plan.sourceId && s.formId === w.plan.formId)
+              : this.dialect === 'mysql' ? await storedCopies(sql, w.plan, w.copies) : undefined;
+            r = await applyTypedRows(sql, w.plan, keys, { inserted: mine?.map(storedOf) });
           } catch (err) {
             // A dead connection fails this too: then the whole transaction fails, as it must.
             await sql.execute('ROLLBACK TO SAVEPOINT fieldsync_typed').catch(() => Promise.reject(err));

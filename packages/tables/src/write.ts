@@ -7,6 +7,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { copyLine, type Database, type Dialect, type Sql } from '@fieldsync/db';
+import type { CanonicalSubmission } from '@fieldsync/model';
 import { SQL_TYPE } from './coerce.ts';
 import { q } from './ident.ts';
 import { locationKey, typedRows, type StoredLocations, type StoredRow } from './rows.ts';
@@ -198,14 +199,6 @@ WHERE s.${k('sourceId')} = ? AND s.${k('formId')} = ? AND s.${k('key')} IN (${pa
   return total;
 }
 
-/** A batch's copy of a record, as the raw upsert sent it. */
-export interface SentCopy extends StoredRow {
-  via: string;
-  submittedAt: string;
-  updatedAt: string;
-  deleted: boolean;
-}
-
 /**
  * MySQL has no RETURNING: which of the batch's copies `Submission` now holds, found
  * without reading the JSON back (most of the typed layer's cost on MySQL). A stored row
@@ -215,11 +208,17 @@ export interface SentCopy extends StoredRow {
  * stores it binary, so its CRC never matches and its rows are read back as before.
  * Locks the rows it reads, as the read-back does.
  */
-export async function storedCopies(sql: Sql, plan: Plan, copies: readonly SentCopy[]): Promise<SentCopy[]> {
-  const byKey = new Map<string, SentCopy[]>();
-  for (const c of copies) byKey.set(c.key, [...(byKey.get(c.key) ?? []), c]);
+export async function storedCopies<C extends Pick<CanonicalSubmission, 'key' | 'version' | 'via' | 'deleted' | 'updatedAt' | 'submittedAt' | 'data'>>(
+  sql: Sql, plan: Plan, copies: readonly C[],
+): Promise<C[]> {
+  const byKey = new Map<string, C[]>();
+  for (const c of copies) {
+    const same = byKey.get(c.key);
+    if (same) same.push(c);
+    else byKey.set(c.key, [c]);
+  }
   const keys = [...byKey.keys()];
-  const out: SentCopy[] = [];
+  const out: C[] = [];
   for (let i = 0; i < keys.length; i += KEY_CHUNK) {
     const part = keys.slice(i, i + KEY_CHUNK);
     const rows = await sql.query<{ key: string; version: string; via: string; deleted: number | boolean; updatedAt: Date; submittedAt: Date; crc: number | string }>(

@@ -341,7 +341,7 @@ async function ingress(kobo: KoboSimulator, dialect: Dialect, profileDir?: strin
   try {
     const run = (url: string) => autocannon({ url, method: 'POST', headers, body, connections: 50, duration: duration / 3, timeout: 10 });
     await run(`http://127.0.0.1:${barePort}/hook`).catch(() => {}); // warm-up of the JIT on both
-    await autocannon({ url: `${s.ingressUrl}/webhooks/kobo`, method: 'POST', headers, body, connections: 50, duration: 3 });
+    const warm = await autocannon({ url: `${s.ingressUrl}/webhooks/kobo`, method: 'POST', headers, body, connections: 50, duration: 3 });
     // Three rounds of bare then ingress, duration/3 each: noise from the shared machine hits both alike. Each side's median round counts.
     const bares: autocannon.Result[] = [];
     const ours: autocannon.Result[] = [];
@@ -363,7 +363,7 @@ async function ingress(kobo: KoboSimulator, dialect: Dialect, profileDir?: strin
     add('ingress webhook p99', f.latency.p99, 'ms', 'bare express p99');
     // Concurrent requests' records share jobs: how many requests one ingest job carried on average.
     const jobs = (await s.queues.ingest.getJobCounts('waiting')).waiting ?? 0;
-    const posted = ours.reduce((n, r) => n + r.requests.total, 0) + 3 * f.requests.average; // the warm-up run posted about 3 s worth too
+    const posted = [warm, ...ours].reduce((n, r) => n + r.requests.total, 0);
     if (jobs > 0) add('ingress requests per ingest job', posted / jobs, 'requests');
 
     // Webhook to row: a fresh record per request at a steady rate, a loader running.
