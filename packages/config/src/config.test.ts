@@ -78,7 +78,7 @@ describe('a valid configuration', () => {
       id: 'kobo-eu', kind: 'kobo', baseUrl: 'https://eu.kobotoolbox.org', token: 'kobo-secret-token', forms: ['aAbBcC', 'dDeEfF'],
       poll: { every: 300_000 },
       sweep: { every: 3_600_000 }, // default
-      pageSize: 1000, batchSize: 500, overlap: 300_000, http: HTTP_DEFAULTS, // defaults (overlap: 5 minutes)
+      pageSize: 1000, batchSize: 1000, overlap: 300_000, http: HTTP_DEFAULTS, // defaults (overlap: 5 minutes)
       webhook: { basic: { username: 'kobo', password: 'hook-pw' } },
       tables: { enabled: true, names: {}, choiceColumns: false }, // default
     });
@@ -86,7 +86,7 @@ describe('a valid configuration', () => {
       id: 'odk', kind: 'odk', baseUrl: 'https://central.example.org', projectId: 1, forms: '*',
       auth: { session: { email: 'bot@example.org', password: 'odk-pw' } },
       poll: { cron: '*/2 * * * *', tz: 'Africa/Nairobi' },
-      sweep: { every: 3_600_000 }, pageSize: 1000, batchSize: 500, overlapMs: 2_000, http: HTTP_DEFAULTS, // defaults
+      sweep: { every: 3_600_000 }, pageSize: 1000, batchSize: 1000, overlapMs: 2_000, http: HTTP_DEFAULTS, // defaults
       tables: { enabled: true, names: {}, choiceColumns: false },
     });
     expect(parsed.ingest).toEqual({ attempts: 8, backoffMs: 2_000, concurrency: 4 });

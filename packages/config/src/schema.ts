@@ -149,8 +149,13 @@ const SourceBase = {
   /** Edit/delete/restore sweep (full key scan): less often than polls. */
   sweep: Schedule.default({ every: 3_600_000 }),
   pageSize: z.number().int().min(1).max(10_000).default(1000),
-  /** Records per ingest job. */
-  batchSize: z.number().int().min(1).max(5_000).default(500),
+  /**
+   * Records per ingest job (one transaction). The default is a full Kobo page: each job
+   * carries fixed costs (its Redis round trips, a transaction, a COPY and a merge), and
+   * 1,000 loaded 15-20 % faster than 500 end to end. Lower it for forms whose records
+   * run to tens of kB (big repeats): a job is held in memory whole.
+   */
+  batchSize: z.number().int().min(1).max(5_000).default(1000),
   http: HttpPolicy.default(HttpPolicy.parse({})),
   webhook: WebhookAuth.optional(),
   /** Copy this source's attachment files to storage (default: the top-level `attachments`). */
