@@ -63,7 +63,9 @@ export const IngestBatch = job({
   options: {
     attempts: 8,
     backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 },
-    removeOnComplete: { count: 1_000, age: 24 * 3600 },
+    // A completed job keeps its records in Redis (the dashboard and the job-status API read them):
+    // 500 jobs of up to 1,000 records (batchSize) bound that at ~750 MB of 1.5-kB records.
+    removeOnComplete: { count: 500, age: 24 * 3600 },
     // Failed jobs stay visible in the dashboard; their data also lives on in dead-letter.
     removeOnFail: { count: 10_000 },
   },
