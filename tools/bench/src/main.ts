@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -232,19 +232,79 @@ async function expectExact(s: Stack, kobo: KoboSimulator, asset: string): Promis
   if (got.length !== want.length || wrong) throw new Error(`not exact: ${got.length} rows for ${want.length} records, ${wrong} missing or at the wrong version`);
 }
 
+/**
+ * CPU seconds per process group, read from /proc every 250 ms while a run goes: the apps by
+ * pid (loaders summed), the services by name, and this process (the simulator serving pages, and
+ * the bench's own checks every 500 ms).
+ * Where the time goes, in the same run as the figure it explains. Linux only: elsewhere empty.
+ */
+function cpuSampler(apps: AppProcess[]) {
+  const hz = 100; // USER_HZ: the unit of /proc/<pid>/stat times on Linux
+  const groupOf = new Map<number, string | null>([[process.pid, 'simulator+bench']]);
+  for (const a of apps) if (a.child.pid) groupOf.set(a.child.pid, a.name);
+  const service = (pid: number): string | null => {
+    let cmd: string;
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return null;
+    }
+    return cmd.startsWith('postgres') || cmd.includes('/postgres') ? 'database' : /mariadbd|mysqld/.test(cmd) ? 'database' : cmd.includes('redis-server') ? 'redis' : null;
+  };
+  const samples: { at: number; secs: Map<string, number> }[] = [];
+  const take = () => {
+    const secs = new Map<string, number>();
+    let pids: string[];
+    try {
+      pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+    } catch {
+      return;
+    }
+    for (const d of pids) {
+      const pid = Number(d);
+      if (!groupOf.has(pid)) groupOf.set(pid, service(pid));
+      const g = groupOf.get(pid);
+      if (!g) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        secs.set(g, (secs.get(g) ?? 0) + (Number(f[11]) + Number(f[12])) / hz);
+      } catch {
+        // gone between the listing and the read
+      }
+    }
+    samples.push({ at: Date.now(), secs });
+  };
+  take();
+  const timer = setInterval(take, 250);
+  return {
+    stop: () => (clearInterval(timer), take()),
+    /** CPU seconds per group between the samples nearest to two instants. */
+    between(from: number, to: number): Map<string, number> {
+      const near = (t: number) => samples.reduce((b, x) => (Math.abs(x.at - t) < Math.abs(b.at - t) ? x : b), samples[0]!);
+      const [a, b] = [near(from), near(to)];
+      return new Map([...b.secs].map(([g, v]) => [g, Math.max(0, v - (a.secs.get(g) ?? 0))]));
+    },
+  };
+}
+
 /** Waits for a run started at `since`; returns seconds from its first source request to `end()`. */
-async function timeRun(s: Stack, kobo: KoboSimulator, since: number, done: () => Promise<boolean>, end: () => Promise<number>, timeoutMs = Number(process.env.BENCH_TIMEOUT_MS ?? 180_000)): Promise<{ secs: number; requests: number }> {
+async function timeRun(s: Stack, kobo: KoboSimulator, since: number, done: () => Promise<boolean>, end: () => Promise<number>, timeoutMs = Number(process.env.BENCH_TIMEOUT_MS ?? 180_000)): Promise<{ secs: number; requests: number; cpu: Map<string, number> }> {
+  const cpu = cpuSampler(s.apps);
   try {
     // Every 500 ms: the end is read from the rows' loadedAt, not from when this check sees it, and a
     // COUNT over the table ten times a second would take CPU from the run it measures.
     await waitFor('the run', async () => (failIfDead(s), await done()) && (await idle(s)), timeoutMs, 500);
   } catch (err) {
     const tails = s.apps.map((a) => `--- ${a.name}\n${a.output().split('\n').slice(-15).join('\n')}`).join('\n');
+    cpu.stop();
     throw new Error(`${(err as Error).message}; ${kobo.requests.filter((r) => r.at.getTime() >= since).length} source requests (${kobo.requests.filter((r) => r.at.getTime() >= since).slice(0, 12).map((r) => `${r.status} ${r.path}?${new URLSearchParams(r.query)}`).join(', ')}); ${await s.t.db.prisma.submission.count()} rows; ingest ${JSON.stringify(await s.queues.ingest.getJobCounts())} poll ${JSON.stringify(await s.queues.poll.getJobCounts())}\n${tails}`, { cause: err });
   }
+  cpu.stop();
   const reqs = kobo.requests.filter((r) => r.at.getTime() >= since);
   const first = reqs[0]?.at.getTime() ?? since;
-  return { secs: ((await end()) - first) / 1000, requests: reqs.length };
+  const last = await end();
+  return { secs: (last - first) / 1000, requests: reqs.length, cpu: cpu.between(first, last) };
 }
 
 async function enqueue(s: Stack, asset: string, mode: 'backfill' | 'sweep'): Promise<() => Promise<boolean>> {
@@ -254,6 +314,27 @@ async function enqueue(s: Stack, asset: string, mode: 'backfill' | 'sweep'): Pro
     if (state === 'failed') throw new Error(`${mode} failed: ${(await s.queues.poll.getJob(job.id!))?.failedReason}`);
     return state === 'completed' || state === 'unknown'; // unknown: completed and already removed
   };
+}
+
+/**
+ * Serializes the form's records in the simulator before a clock starts. The simulator stands
+ * in for a remote Kobo server, whose CPU is not this machine's: unwarmed, its JSON.stringify of
+ * every record took about a sixth of the CPU of a first load. It still shares the cores to send
+ * the pages.
+ */
+function warm(kobo: KoboSimulator, asset: string): void {
+  for (const r of kobo.store.visible(asset)) kobo.store.json(r);
+}
+
+/** The CPU split of a run in the log; as table rows (µs per record) where `rows`. */
+function reportCpu(name: string, cpu: Map<string, number>, n: number, rows: boolean): void {
+  if (cpu.size === 0) return;
+  const order = ['poller', 'loader', 'database', 'redis', 'simulator+bench'];
+  const total = [...cpu.values()].reduce((a, b) => a + b, 0);
+  log(`${name}: CPU ${order.filter((g) => cpu.has(g)).map((g) => `${g} ${cpu.get(g)!.toFixed(2)} s`).join(', ')}; ${((total / n) * 1e6).toFixed(0)} µs a record in all`);
+  if (!rows) return;
+  for (const g of order) if (cpu.has(g)) add(`${name}: CPU ${g}`, (cpu.get(g)! / n) * 1e6, 'µs/record');
+  add(`${name}: CPU all processes`, (total / n) * 1e6, 'µs/record');
 }
 
 const count = (s: Stack, asset: string) => s.t.db.prisma.submission.count({ where: { sourceId: 'kobo', formId: asset } });
@@ -270,6 +351,7 @@ async function backfill(kobo: KoboSimulator, asset: string, o: BackfillOpts): Pr
     const first = await timeRun(s, kobo, since, async () => (await count(s, asset)) >= n, () => lastLoadedMs(s));
     await expectExact(s, kobo, asset);
     add(`backfill ${o.label} first load`, n / first.secs, 'rows/s', limit);
+    reportCpu(`backfill ${o.label} first load`, first.cpu, n, o.label === 'postgresql raw' || o.label === 'postgresql tables');
     limits.set(`${o.label} first load`, n / first.secs); // re-deliveries are judged against it
     if (o.redeliver) {
       const t0 = Date.now();
@@ -278,6 +360,7 @@ async function backfill(kobo: KoboSimulator, asset: string, o: BackfillOpts): Pr
       add(`backfill ${o.label} re-delivery (no-ops)`, n / noop.secs, 'rows/s', `${o.label} first load`);
       log(`editing all ${n} records in the simulator`);
       for (const r of kobo.records(asset)) kobo.editSubmission(asset, r._id);
+      warm(kobo, asset);
       const newest = new Set(kobo.records(asset).map((r) => String(r['meta/instanceID'])));
       const t1 = Date.now();
       const polled = await enqueue(s, asset, 'backfill');
@@ -299,6 +382,7 @@ async function backfill(kobo: KoboSimulator, asset: string, o: BackfillOpts): Pr
       const recs = kobo.records(asset);
       const step = 100;
       for (let i = 0; i < recs.length; i += step) kobo.editSubmission(asset, recs[i]!._id);
+      warm(kobo, asset);
       const t1 = Date.now();
       const edited = await timeRun(s, kobo, t1, await enqueue(s, asset, 'sweep'), async () => Date.now());
       await expectExact(s, kobo, asset);
@@ -415,6 +499,7 @@ async function main(): Promise<void> {
   const mkAsset = (n: number) => {
     const a = kobo.addAsset();
     for (let done = 0; done < n; done += 10_000) kobo.createSubmissions(a, Math.min(10_000, n - done));
+    warm(kobo, a);
     return a;
   };
   const main = mkAsset(N);
