@@ -163,6 +163,18 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
     expect(await t.db.prisma.submission.count({ where: { formId: 'bytes' } })).toBe(500);
   });
 
+  it('answers in any script, with escapes, and records larger than a write chunk come back exactly', async () => {
+    // Multi-byte UTF-8 (é, Arabic, CJK), astral characters (4 bytes, two UTF-16 units), COPY's
+    // escapes (backslash, tab, newline), and one record of 600 kB: over a 256 kB chunk.
+    const texts = ['enquête', 'استبيان', '调查问卷', '🌍👩🏽‍🌾', 'tab\there\nnew line, back\\slash', 'ß'.repeat(300_000)];
+    // 300 more of 3 kB of CJK each (3 bytes a character): chunks fill with multi-byte lines.
+    const many = Array.from({ length: 300 }, (_, i) => `${i}:${'调查'.repeat(500)}`);
+    const batch = [...texts, ...many].map((q, i) => base({ formId: 'scripts', key: String(i).padStart(3, '0'), data: { _id: i, q, mixed: `${q.slice(0, 20)}|${texts[i % texts.length]!.slice(0, 50)}` } }));
+    await upsertSubmissions(t.db, batch);
+    const rows = await t.db.prisma.submission.findMany({ where: { formId: 'scripts' }, orderBy: { key: 'asc' } });
+    expect(rows.map((r) => r.data)).toEqual(batch.map((b) => b.data));
+  });
+
   it('form ids and keys that differ only in case or accents are different', async () => {
     const ids = ['household', 'Household', 'enquête', 'enquete'];
     for (const formId of ids) await upsertSubmissions(t.db, [base({ formId, key: 'K', data: { formId } }), base({ formId, key: 'k', data: { formId } })]);
