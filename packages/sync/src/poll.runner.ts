@@ -20,7 +20,7 @@ export interface PollDeps {
   db: Database;
   queues: Pick<Queues, 'ingest'>;
   log: Logger;
-  /** Records per ingest job. */
+  /** Most records per ingest job (fewer where records are big: see recordsPerJob). */
   batchSize: number;
   /** Per-job options from config (attempts, backoff). */
   ingestOptions?: JobsOptions;
@@ -56,15 +56,35 @@ export interface PollSummary extends PollProgress {
   cursor: Cursor | null;
 }
 
-/** Enqueues submissions as ingest jobs of batchSize; resolves once Redis has them all. */
+/**
+ * Characters of record JSON an ingest job aims to stay under, whatever batchSize says: a job is held whole
+ * in Redis and in the loader's memory (four at once per loader), and a form whose records
+ * carry big repeats can reach tens of kB a record.
+ */
+export const JOB_TARGET_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Records per job for this page: batchSize, or fewer where the page's records are big. Their
+ * size is estimated from up to five of them: serializing all would double the enqueue's cost.
+ */
+export function recordsPerJob(submissions: CanonicalSubmission[], batchSize: number): number {
+  const n = submissions.length;
+  if (n <= 1) return batchSize;
+  const picks = [...new Set([0, n >> 2, n >> 1, (3 * n) >> 2, n - 1])];
+  const avg = picks.reduce((sum, i) => sum + JSON.stringify(submissions[i]!.data).length, 0) / picks.length;
+  return Math.max(1, Math.min(batchSize, Math.floor(JOB_TARGET_BYTES / Math.max(avg, 1))));
+}
+
+/** Enqueues submissions as ingest jobs (see recordsPerJob); resolves once Redis has them all. */
 async function enqueue(deps: PollDeps, submissions: CanonicalSubmission[], runId: bigint): Promise<number> {
   if (submissions.length === 0) return 0;
   const jobs = [];
-  for (let i = 0; i < submissions.length; i += deps.batchSize) {
+  const per = recordsPerJob(submissions, deps.batchSize);
+  for (let i = 0; i < submissions.length; i += per) {
     jobs.push({
       name: IngestBatch.name,
       // runId: the loader counts unfit typed values into this run's SyncRun row.
-      data: { submissions: submissions.slice(i, i + deps.batchSize), runId: String(runId) },
+      data: { submissions: submissions.slice(i, i + per), runId: String(runId) },
       opts: { ...IngestBatch.options, ...deps.ingestOptions },
     });
   }
