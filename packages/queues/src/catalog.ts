@@ -64,7 +64,8 @@ export const IngestBatch = job({
     attempts: 8,
     backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 },
     // A completed job keeps its records in Redis (the dashboard and the job-status API read them):
-    // 500 jobs of up to 1,000 records (batchSize) bound that at ~750 MB of 1.5-kB records.
+    // 500 jobs of up to 1,000 records (batchSize) and ~4 MB (the poll runner's recordsPerJob)
+    // bound that: ~750 MB of 1.5-kB records, 2 GB at the very worst.
     removeOnComplete: { count: 500, age: 24 * 3600 },
     // Failed jobs stay visible in the dashboard; their data also lives on in dead-letter.
     removeOnFail: { count: 10_000 },
