@@ -3,10 +3,11 @@
  * and GET /admin/api/jobs/:id says waiting until the loader commits, then
  * stored — for an XML body too, whose records travel on in a follow-up job.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import request from 'supertest';
 import { parseConfig, type FieldsyncConfig } from '@fieldsync/config';
 import { openDatabase } from '@fieldsync/db';
+import { onQueueWrites } from '@fieldsync/queues/testing';
 import { koboSubmissionXml } from '@fieldsync/simulator';
 import { openHarness, testLog as log, until, type Harness } from '@fieldsync/sync/testing';
 import { createIngressApp } from './app.ts';
@@ -63,16 +64,14 @@ describe('webhook job status', () => {
     h.startLoader({ config }); // besides the first test's, when it ran: either takes the job
     const rec = (id: number, extra: object = {}) => ({ _id: id, _xform_id_string: 'aForm', 'meta/instanceID': `uuid:${id}`, _submission_time: '2026-11-01T10:00:00', ...extra });
     // Redis slow for the first batch, so the next requests queue up behind it and share one job.
-    const addBulk = h.queues.ingest.addBulk.bind(h.queues.ingest);
     let calls = 0;
-    const spy = vi.spyOn(h.queues.ingest, 'addBulk').mockImplementation(async (jobs) => {
+    const undo = onQueueWrites(h.queues.ingest, async () => {
       if (calls++ === 0) await new Promise((r) => setTimeout(r, 300));
-      return addBulk(jobs);
     });
     const post = (r: object) => request(app).post('/webhooks/kobo').set('authorization', hookAuth).send(r);
     const first = post(rec(50));
     await new Promise((r) => setTimeout(r, 50));
-    const [good1, bad, good2] = await Promise.all([post(rec(51)), post(rec(52, { note: 'nul\u0000here' })), post(rec(53))]).finally(() => spy.mockRestore());
+    const [good1, bad, good2] = await Promise.all([post(rec(51)), post(rec(52, { note: 'nul\u0000here' })), post(rec(53))]).finally(undo);
     await first;
     const id = good1!.body.jobId as string;
     expect([bad!.body.jobId, good2!.body.jobId]).toEqual([id, id]);

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import request from 'supertest';
 import { createHmac } from 'node:crypto';
 import { Writable } from 'node:stream';
@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { parseConfig, type FieldsyncConfig } from '@fieldsync/config';
 import type { Dialect } from '@fieldsync/db';
 import { createQueues, createRedis, type Queues } from '@fieldsync/queues';
-import { testQueueSettings, dropQueuePrefix, drained } from '@fieldsync/queues/testing';
+import { testQueueSettings, dropQueuePrefix, drained, onQueueWrites } from '@fieldsync/queues/testing';
 import { createLogger } from '@fieldsync/logger';
 import { openHarness, testLog as log, type Harness } from '@fieldsync/sync/testing';
 import { startKoboSimulator, sendKoboRestService, koboSubmissionXml, type KoboSimulator, type KoboRecord } from '@fieldsync/simulator';
@@ -116,14 +116,12 @@ describe.each<Dialect>(['postgresql', 'mysql'])('Kobo REST Service → Submissio
     }));
     const base = url.replace(/\/webhooks\/.*/, '');
     // Redis slow for the first batch: the requests that arrive meanwhile queue up behind it and go as the next batch.
-    const addBulk = h.queues.ingest.addBulk.bind(h.queues.ingest);
     let calls = 0;
-    const spy = vi.spyOn(h.queues.ingest, 'addBulk').mockImplementation(async (jobs) => {
+    const undo = onQueueWrites(h.queues.ingest, async () => {
       if (calls++ === 0) await new Promise((r) => setTimeout(r, 500));
-      return addBulk(jobs);
     });
     const post = (r: object) => request(base).post('/webhooks/kobo-test').auth(HOOK.username, HOOK.password).send(r);
-    const answers = await Promise.all(sent.map(post)).finally(() => spy.mockRestore());
+    const answers = await Promise.all(sent.map(post)).finally(undo);
     expect(answers.map((a) => a.status)).toEqual(sent.map(() => 202));
     const ids = answers.map((a) => String((a.body as { jobId: string }).jobId));
     const jobs = new Map(await Promise.all([...new Set(ids)].map(async (id) => [id, await h.queues.ingest.getJob(id)] as const)));

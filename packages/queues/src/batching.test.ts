@@ -1,14 +1,13 @@
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { JobBatcher } from './batching.ts';
 import { createQueues, createRedis } from './connection.ts';
-import { dropQueuePrefix, testQueueSettings } from './testing.ts';
+import { dropQueuePrefix, onQueueWrites, testQueueSettings } from './testing.ts';
 
 describe('JobBatcher on a real Redis', () => {
   const settings = testQueueSettings();
   const redis = createRedis(settings.redisUrl, 'producer');
   const queues = createQueues(settings, redis, () => {});
   afterEach(async () => {
-    vi.restoreAllMocks();
     await queues.ingest.obliterate({ force: true });
   });
   afterAll(async () => {
@@ -17,18 +16,16 @@ describe('JobBatcher on a real Redis', () => {
     await dropQueuePrefix(settings);
   });
 
-  /** The sizes of the addBulk calls the batcher makes (the calls still go to Redis). */
+  let undo: (() => void) | undefined;
+  afterEach(() => undo?.());
+  /** The jobs in each write the batcher makes to Redis (add or addBulk; the writes still go through). */
   const bulkSizes = () => {
     const sizes: number[] = [];
-    const real = queues.ingest.addBulk.bind(queues.ingest);
-    vi.spyOn(queues.ingest, 'addBulk').mockImplementation((jobs) => {
-      sizes.push(jobs.length);
-      return real(jobs);
-    });
+    undo = onQueueWrites(queues.ingest, (n) => sizes.push(n));
     return sizes;
   };
 
-  it('each add resolves with its own stored job; concurrent adds share addBulk calls of at most maxBatch', async () => {
+  it('each add resolves with its own stored job; concurrent adds share writes of at most maxBatch', async () => {
     const sizes = bulkSizes();
     const b = new JobBatcher(queues.ingest, { maxBatch: 50 });
     const jobs = await Promise.all(Array.from({ length: 120 }, (_, i) => b.add('t', { i }, { attempts: 3 })));

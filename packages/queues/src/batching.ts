@@ -31,7 +31,7 @@ interface Pending {
 }
 
 /**
- * Adds jobs to a queue in `addBulk` batches, one in flight at a time (two measured
+ * Adds jobs to a queue in `addBulk` batches (`add` for a batch of one), one in flight at a time (two measured
  * slower): the jobs handed to `add` in the same turn of the event loop, or while
  * the batch before is in flight, go to
  * Redis together (one pipeline, one write) instead of one command each. No
@@ -126,7 +126,10 @@ export class JobBatcher {
     try {
       const planned = this.jobsOf(batch);
       owners = planned.owners;
-      jobs = await this.queue.addBulk(planned.specs);
+      const [one] = planned.specs;
+      // One job: `add` is one script call. addBulk wraps even one job in a MULTI, whose ioredis
+      // pipeline copies every script command of the client: 0.18 vs 0.07-0.11 ms of CPU a call.
+      jobs = planned.specs.length === 1 ? [await this.queue.add(one!.name, one!.data, one!.opts)] : await this.queue.addBulk(planned.specs);
     } catch (err) {
       for (const p of batch) p.reject(err);
       return;

@@ -20,3 +20,23 @@ export async function drained(queue: import('bullmq').Queue, timeoutMs = 30_000)
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * Runs `before` ahead of each write of jobs to `queue` (add and addBulk, as JobBatcher uses
+ * them) with the number of jobs it carries; the write then goes to Redis. Returns the undo.
+ */
+export function onQueueWrites(queue: import('bullmq').Queue, before: (jobs: number) => unknown): () => void {
+  const { add, addBulk } = queue;
+  queue.add = (async (...args: Parameters<typeof add>) => {
+    await before(1);
+    return add.apply(queue, args);
+  }) as typeof add;
+  queue.addBulk = (async (jobs: Parameters<typeof addBulk>[0]) => {
+    await before(jobs.length);
+    return addBulk.call(queue, jobs);
+  }) as typeof addBulk;
+  return () => {
+    queue.add = add;
+    queue.addBulk = addBulk;
+  };
+}
