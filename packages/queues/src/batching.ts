@@ -15,6 +15,23 @@ export interface JobBatcherOptions {
   maxCombinedSize?: number;
 }
 
+/** A job as addBulk takes it. */
+export interface JobSpec {
+  name: string;
+  data: unknown;
+  opts?: JobsOptions;
+}
+
+/**
+ * Stores jobs in one write: addBulk (one MULTI) for several, `add` (one script call) for one.
+ * addBulk wraps even one job in a MULTI, whose ioredis pipeline copies every script command
+ * of the client: 0.18 vs 0.07-0.11 ms of CPU a call.
+ */
+export async function addJobs(queue: Queue, specs: JobSpec[]): Promise<Job[]> {
+  if (specs.length === 1) return [await queue.add(specs[0]!.name, specs[0]!.data, specs[0]!.opts)];
+  return queue.addBulk(specs);
+}
+
 /** How an add may share a job: adds with the same group may; `size` counts toward maxCombinedSize. */
 export interface Combinable {
   group: string;
@@ -101,7 +118,7 @@ export class JobBatcher {
   }
 
   /** The batch's adds as jobs: combinable adds of one group share a job (at most maxCombined adds and maxCombinedSize each). */
-  private jobsOf(batch: Pending[]): { owners: Pending[][]; specs: { name: string; data: unknown; opts: JobsOptions | undefined }[] } {
+  private jobsOf(batch: Pending[]): { owners: Pending[][]; specs: JobSpec[] } {
     const owners: Pending[][] = [];
     const open = new Map<string, { adds: Pending[]; size: number }>();
     for (const p of batch) {
@@ -126,10 +143,7 @@ export class JobBatcher {
     try {
       const planned = this.jobsOf(batch);
       owners = planned.owners;
-      const [one] = planned.specs;
-      // One job: `add` is one script call. addBulk wraps even one job in a MULTI, whose ioredis
-      // pipeline copies every script command of the client: 0.18 vs 0.07-0.11 ms of CPU a call.
-      jobs = planned.specs.length === 1 ? [await this.queue.add(one!.name, one!.data, one!.opts)] : await this.queue.addBulk(planned.specs);
+      jobs = await addJobs(this.queue, planned.specs);
     } catch (err) {
       for (const p of batch) p.reject(err);
       return;

@@ -1,7 +1,7 @@
 import type { CanonicalSubmission } from '@fieldsync/model';
 import { loadCursor, saveCursor, resetCursor, startRun, finishRun, progressRun, closeStaleRuns, openStoredIndex, type Database, type Cursor } from '@fieldsync/db';
 import { AuthError, tombstonePages, type SourceConnector } from '@fieldsync/connectors';
-import { IngestBatch, type Queues } from '@fieldsync/queues';
+import { IngestBatch, addJobs, type Queues } from '@fieldsync/queues';
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from '@fieldsync/logger';
 import type { PollerMetrics } from '@fieldsync/metrics';
@@ -88,7 +88,7 @@ async function enqueue(deps: PollDeps, submissions: CanonicalSubmission[], runId
       opts: { ...IngestBatch.options, ...deps.ingestOptions },
     });
   }
-  await deps.queues.ingest.addBulk(jobs);
+  await addJobs(deps.queues.ingest, jobs);
   return submissions.length;
 }
 

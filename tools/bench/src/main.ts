@@ -249,7 +249,7 @@ function cpuSampler(apps: AppProcess[]) {
     } catch {
       return null;
     }
-    return cmd.startsWith('postgres') || cmd.includes('/postgres') ? 'database' : /mariadbd|mysqld/.test(cmd) ? 'database' : cmd.includes('redis-server') ? 'redis' : null;
+    return /^postgres|\/postgres|mariadbd|mysqld/.test(cmd) ? 'database' : cmd.includes('redis-server') ? 'redis' : null;
   };
   const samples: { at: number; secs: Map<string, number> }[] = [];
   const take = () => {
@@ -298,10 +298,10 @@ async function timeRun(s: Stack, kobo: KoboSimulator, since: number, done: () =>
     await waitFor('the run', async () => (await idle(s)) && (await done()), timeoutMs, 500);
   } catch (err) {
     const tails = s.apps.map((a) => `--- ${a.name}\n${a.output().split('\n').slice(-15).join('\n')}`).join('\n');
-    cpu.stop();
     throw new Error(`${(err as Error).message}; ${kobo.requests.filter((r) => r.at.getTime() >= since).length} source requests (${kobo.requests.filter((r) => r.at.getTime() >= since).slice(0, 12).map((r) => `${r.status} ${r.path}?${new URLSearchParams(r.query)}`).join(', ')}); ${await s.t.db.prisma.submission.count()} rows; ingest ${JSON.stringify(await s.queues.ingest.getJobCounts())} poll ${JSON.stringify(await s.queues.poll.getJobCounts())}\n${tails}`, { cause: err });
+  } finally {
+    cpu.stop();
   }
-  cpu.stop();
   const reqs = kobo.requests.filter((r) => r.at.getTime() >= since);
   const first = reqs[0]?.at.getTime() ?? since;
   const last = await end();
