@@ -1,18 +1,43 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CanonicalSubmission } from '@fieldsync/model';
+import { recordId, type CanonicalSubmission } from '@fieldsync/model';
 import { makeSubmission } from '@fieldsync/model/testing';
 import { createTestDatabase, type TestDatabase } from './testing.ts';
-import { upsertSubmissions } from './submissions.ts';
+import { upsertSubmissions, upsertSubmissionsJson } from './submissions.ts';
+import type { Sql } from './database.ts';
 import { migrate } from './migrate.ts';
 import type { Dialect } from './dialect.ts';
 
 const base = (over: Partial<CanonicalSubmission> = {}): CanonicalSubmission =>
   makeSubmission({ formId: 'aForm', updatedAt: '2026-11-01T10:00:00.000Z', submittedAt: '2026-11-01T10:00:00.000Z', observedAt: '2026-11-01T10:00:01.000Z', data: { _id: 1, q: 'first' }, via: 'webhook', ...over });
 
-describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) => {
+/*
+ * Every case runs on both databases and, on PostgreSQL, also through the loader's
+ * JSON path (the job's JSON text staged by the database), which must store the same.
+ */
+describe.each<[Dialect, 'parsed' | 'json']>([['postgresql', 'parsed'], ['mysql', 'parsed'], ['postgresql', 'json']])('bulk upsert on %s, %s records', (dialect, path) => {
   let t: TestDatabase;
   beforeAll(async () => { t = await createTestDatabase(dialect); });
   afterAll(async () => { await t?.drop(); });
+
+  /** Upserts as the loader would: in the caller's transaction `sql` if given, else in one of its own. */
+  async function upsert(batch: CanonicalSubmission[], sql?: Sql): Promise<void> {
+    const parsed = () => (sql ? upsertSubmissions(t.db, batch, sql) : upsertSubmissions(t.db, batch));
+    if (path === 'parsed') return void (await parsed());
+    const json = JSON.stringify({ submissions: batch });
+    const run = (s: Sql) => upsertSubmissionsJson(s, json);
+    let counts: Awaited<ReturnType<typeof run>>;
+    if (new Set(batch.map(recordId)).size < batch.length) {
+      // Two copies of one key: the merge refuses to change one row twice, and the loader then takes
+      // the parsed path (which picks the newest copy); where at most one copy changes it, it is stored.
+      try {
+        counts = await t.db.transaction(run);
+      } catch (err) {
+        expect(String(err)).toMatch(/cannot affect row a second time/);
+        return void (await parsed());
+      }
+    } else counts = await (sql ? run(sql) : t.db.transaction(run));
+    expect(counts?.reduce((a, c) => a + c.n, 0)).toBe(batch.length);
+  }
 
   const row = async (key: string, formId = 'aForm') =>
     t.db.prisma.submission.findUniqueOrThrow({ where: { sourceId_formId_key: { sourceId: 'kobo', formId, key } } });
@@ -25,10 +50,10 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
 
   it('re-delivering a version leaves one unchanged row', async () => {
     const s = base({ formId: 'dup' });
-    await upsertSubmissions(t.db, [s]);
+    await upsert([s]);
     const first = await row('1', 'dup');
-    await upsertSubmissions(t.db, [s, s]);
-    await upsertSubmissions(t.db, [{ ...s, observedAt: '2026-11-02T00:00:00.000Z' }]);
+    await upsert([s, s]);
+    await upsert([{ ...s, observedAt: '2026-11-02T00:00:00.000Z' }]);
     expect(await t.db.prisma.submission.count({ where: { formId: 'dup' } })).toBe(1);
     expect(await row('1', 'dup')).toEqual(first);
   });
@@ -36,17 +61,17 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
   it('newest wins in any arrival order', async () => {
     const v1 = base({ formId: 'order' });
     const v2 = base({ formId: 'order', version: 'uuid:v2', updatedAt: '2026-11-03T00:00:00.000Z', data: { _id: 1, q: 'edited' } });
-    await upsertSubmissions(t.db, [v2]);
-    await upsertSubmissions(t.db, [v1]);
+    await upsert([v2]);
+    await upsert([v1]);
     expect((await row('1', 'order')).data).toEqual({ _id: 1, q: 'edited' });
     // both in one batch, old one last
-    await upsertSubmissions(t.db, [base({ formId: 'order', key: '2', version: 'b', updatedAt: '2026-11-05T00:00:00.000Z', data: { n: 2 } }), base({ formId: 'order', key: '2', version: 'a', data: { n: 1 } })]);
+    await upsert([base({ formId: 'order', key: '2', version: 'b', updatedAt: '2026-11-05T00:00:00.000Z', data: { n: 2 } }), base({ formId: 'order', key: '2', version: 'a', data: { n: 1 } })]);
     expect((await row('2', 'order')).data).toEqual({ n: 2 });
   });
 
   it('same version with changed data and later updatedAt (a review) is applied', async () => {
-    await upsertSubmissions(t.db, [base({ formId: 'review', data: { s: 'received' } })]);
-    await upsertSubmissions(t.db, [base({ formId: 'review', updatedAt: '2026-11-04T00:00:00.000Z', data: { s: 'approved' } })]);
+    await upsert([base({ formId: 'review', data: { s: 'received' } })]);
+    await upsert([base({ formId: 'review', updatedAt: '2026-11-04T00:00:00.000Z', data: { s: 'approved' } })]);
     const r = await row('1', 'review');
     expect(r.data).toEqual({ s: 'approved' });
     expect(r.updatedAt.toISOString()).toBe('2026-11-04T00:00:00.000Z');
@@ -54,14 +79,14 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
 
   it('tombstones mark deleted without losing data; a later observation restores, an earlier one does not', async () => {
     const s = base({ formId: 'del' });
-    await upsertSubmissions(t.db, [s]);
-    await upsertSubmissions(t.db, [{ ...s, deleted: true, data: {}, observedAt: '2026-11-10T00:00:00.000Z', via: 'sweep' }]);
+    await upsert([s]);
+    await upsert([{ ...s, deleted: true, data: {}, observedAt: '2026-11-10T00:00:00.000Z', via: 'sweep' }]);
     let r = await row('1', 'del');
     expect(r.deleted).toBe(true);
     expect(r.data).toEqual(s.data);
-    await upsertSubmissions(t.db, [{ ...s, observedAt: '2026-11-09T00:00:00.000Z' }]); // stale job
+    await upsert([{ ...s, observedAt: '2026-11-09T00:00:00.000Z' }]); // stale job
     expect((await row('1', 'del')).deleted).toBe(true);
-    await upsertSubmissions(t.db, [{ ...s, observedAt: '2026-11-11T00:00:00.000Z', via: 'sweep' }]); // restored
+    await upsert([{ ...s, observedAt: '2026-11-11T00:00:00.000Z', via: 'sweep' }]); // restored
     r = await row('1', 'del');
     expect(r.deleted).toBe(false);
     expect(r.deletedAt).toBeNull();
@@ -70,14 +95,14 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
   it('the API copy of a version replaces a webhook copy of it (a field subset), never the other way round', async () => {
     const subset = base({ formId: 'subset', via: 'webhook', data: { _id: 1, q: 'first' } });
     const full = base({ formId: 'subset', via: 'poll', observedAt: '2026-11-01T11:00:00.000Z', data: { _id: 1, q: 'first', other: 'answer', _attachments: [{ filename: 'a.jpg' }] } });
-    await upsertSubmissions(t.db, [subset]);
-    await upsertSubmissions(t.db, [full]);
+    await upsert([subset]);
+    await upsert([full]);
     let r = await row('1', 'subset');
     expect(r.data).toEqual(full.data);
     expect(r.via).toBe('poll');
     const afterPoll = r;
-    await upsertSubmissions(t.db, [{ ...subset, observedAt: '2026-11-01T12:00:00.000Z' }]); // a late webhook retry
-    await upsertSubmissions(t.db, [{ ...full, via: 'sweep', deleted: true, data: {}, observedAt: '2026-11-01T09:00:00.000Z' }]); // a stale tombstone
+    await upsert([{ ...subset, observedAt: '2026-11-01T12:00:00.000Z' }]); // a late webhook retry
+    await upsert([{ ...full, via: 'sweep', deleted: true, data: {}, observedAt: '2026-11-01T09:00:00.000Z' }]); // a stale tombstone
     r = await row('1', 'subset');
     expect(r).toEqual(afterPoll);
   });
@@ -108,7 +133,7 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
       const copies = arrivals.map(({ k, e }, i) => kobo(formId, k, e, 'webhook', SUB + 60_000 + i * 1000));
       for (let i = 0; i < copies.length; ) {
         const n = 1 + Math.floor(rnd() * 4); // batches of 1-4, so lineage within a batch counts too
-        await t.db.transaction((sql) => upsertSubmissions(t.db, copies.slice(i, i + n), sql));
+        await t.db.transaction((sql) => upsert(copies.slice(i, i + n), sql));
         i += n;
       }
       const got = await answers(formId);
@@ -120,27 +145,27 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
 
     it("the API's copy stands until a webhook copy is known to supersede it", async () => {
       const f = 'api-authority';
-      await upsertSubmissions(t.db, [kobo(f, 1, 1, 'poll', SUB + 10_000)]);
+      await upsert([kobo(f, 1, 1, 'poll', SUB + 10_000)]);
       // edit 3 by webhook (a retry re-read later): it replaces edit 2, which we have never seen.
-      await upsertSubmissions(t.db, [kobo(f, 1, 3, 'webhook', SUB + 20_000)]);
+      await upsert([kobo(f, 1, 3, 'webhook', SUB + 20_000)]);
       expect(await answers(f)).toEqual(['edit 1']);
       // edit 2 replaces edit 1: the stored copy is now known superseded.
-      await upsertSubmissions(t.db, [kobo(f, 1, 2, 'webhook', SUB + 30_000)]);
+      await upsert([kobo(f, 1, 2, 'webhook', SUB + 30_000)]);
       expect(await answers(f)).toEqual(['edit 2']);
-      await upsertSubmissions(t.db, [kobo(f, 1, 3, 'webhook', SUB + 5_000)]); // its retry, "seen" with an earlier clock
+      await upsert([kobo(f, 1, 3, 'webhook', SUB + 5_000)]); // its retry, "seen" with an earlier clock
       expect(await answers(f)).toEqual(['edit 3']);
       // A stale page of edit 1 and a late webhook of the original: both known superseded.
-      await upsertSubmissions(t.db, [kobo(f, 1, 1, 'poll', SUB + 90_000)]);
-      await upsertSubmissions(t.db, [kobo(f, 1, 0, 'sweep', SUB + 95_000)]);
+      await upsert([kobo(f, 1, 1, 'poll', SUB + 90_000)]);
+      await upsert([kobo(f, 1, 0, 'sweep', SUB + 95_000)]);
       expect(await answers(f)).toEqual(['edit 3']);
       expect(await t.db.prisma.supersededVersion.count({ where: { formId: f } })).toBe(3);
     });
 
     it('a version known superseded by an earlier batch never comes back, in any later order', async () => {
       const f = 'gap';
-      await upsertSubmissions(t.db, [kobo(f, 1, 2, 'webhook', SUB + 1000)]); // marks edit 1 superseded
-      await upsertSubmissions(t.db, [kobo(f, 1, 1, 'poll', SUB + 9000)]); // a later-stamped copy of edit 1
-      await upsertSubmissions(t.db, [kobo(f, 1, 0, 'poll', SUB + 9000)]);
+      await upsert([kobo(f, 1, 2, 'webhook', SUB + 1000)]); // marks edit 1 superseded
+      await upsert([kobo(f, 1, 1, 'poll', SUB + 9000)]); // a later-stamped copy of edit 1
+      await upsert([kobo(f, 1, 0, 'poll', SUB + 9000)]);
       expect(await answers(f)).toEqual(['edit 2']);
     });
 
@@ -148,10 +173,10 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
       const f = 'same-edit';
       const hook = { ...kobo(f, 1, 1, 'webhook', SUB + 50_000), data: { answer: 'subset' } };
       const api = kobo(f, 1, 1, 'poll', SUB + 20_000);
-      await upsertSubmissions(t.db, [hook]);
-      await upsertSubmissions(t.db, [api]);
+      await upsert([hook]);
+      await upsert([api]);
       expect(await answers(f)).toEqual(['edit 1']);
-      await upsertSubmissions(t.db, [{ ...hook, observedAt: new Date(SUB + 99_000).toISOString(), updatedAt: new Date(SUB + 99_000).toISOString() }]);
+      await upsert([{ ...hook, observedAt: new Date(SUB + 99_000).toISOString(), updatedAt: new Date(SUB + 99_000).toISOString() }]);
       expect(await answers(f)).toEqual(['edit 1']);
     });
   });
@@ -159,7 +184,7 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
   it('a batch larger than the server accepts in one statement still loads (cut by bytes)', async () => {
     // 500 records of 40 kB: 20 MB, over MariaDB's default 16 MB max_allowed_packet.
     const big = Array.from({ length: 500 }, (_, i) => base({ formId: 'bytes', key: String(i), data: { i, notes: 'x'.repeat(40_000) } }));
-    await upsertSubmissions(t.db, big);
+    await upsert(big);
     expect(await t.db.prisma.submission.count({ where: { formId: 'bytes' } })).toBe(500);
   });
 
@@ -170,14 +195,14 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
     // 300 more of 3 kB of CJK each (3 bytes a character): chunks fill with multi-byte lines.
     const many = Array.from({ length: 300 }, (_, i) => `${i}:${'调查'.repeat(500)}`);
     const batch = [...texts, ...many].map((q, i) => base({ formId: 'scripts', key: String(i).padStart(3, '0'), data: { _id: i, q, mixed: `${q.slice(0, 20)}|${texts[i % texts.length]!.slice(0, 50)}` } }));
-    await upsertSubmissions(t.db, batch);
+    await upsert(batch);
     const rows = await t.db.prisma.submission.findMany({ where: { formId: 'scripts' }, orderBy: { key: 'asc' } });
     expect(rows.map((r) => r.data)).toEqual(batch.map((b) => b.data));
   });
 
   it('form ids and keys that differ only in case or accents are different', async () => {
     const ids = ['household', 'Household', 'enquête', 'enquete'];
-    for (const formId of ids) await upsertSubmissions(t.db, [base({ formId, key: 'K', data: { formId } }), base({ formId, key: 'k', data: { formId } })]);
+    for (const formId of ids) await upsert([base({ formId, key: 'K', data: { formId } }), base({ formId, key: 'k', data: { formId } })]);
     for (const formId of ids) {
       const rows = await t.db.prisma.submission.findMany({ where: { sourceId: 'kobo', formId } });
       expect(rows.map((r) => [r.formId, r.key]).sort()).toEqual([[formId, 'K'], [formId, 'k']]);
@@ -186,7 +211,7 @@ describe.each<Dialect>(['postgresql', 'mysql'])('bulk upsert on %s', (dialect) =
 
   it('loads a large batch in chunks', async () => {
     const batch = Array.from({ length: 2500 }, (_, i) => base({ formId: 'big', key: String(i), version: `v${i}`, data: { i } }));
-    await upsertSubmissions(t.db, batch);
+    await upsert(batch);
     expect(await t.db.prisma.submission.count({ where: { formId: 'big' } })).toBe(2500);
     expect((await t.db.prisma.submission.findFirst({ where: { formId: 'big', key: '2499' } }))?.version).toBe('v2499');
   });

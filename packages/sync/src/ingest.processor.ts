@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { CanonicalSubmission } from '@fieldsync/model';
-import { upsertSubmissions, recordDeadLetter, countRunTypedIssues, type Database } from '@fieldsync/db';
-import { IngestBatch, DeadLetter, type IngestBatchData, type Queues } from '@fieldsync/queues';
+import { upsertSubmissions, upsertSubmissionsJson, recordDeadLetter, countRunTypedIssues, type Database, type JsonBatchCount } from '@fieldsync/db';
+import { IngestBatch, DeadLetter, jobDataText, type IngestBatchData, type Queues } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import { typedTablesFromConfig, type TypedTables } from '@fieldsync/tables';
 import type { FieldsyncConfig } from '@fieldsync/config';
@@ -182,6 +182,9 @@ export function createIngestProcessor(deps: IngestDeps) {
   const tables = deps.tables !== undefined ? deps.tables : deps.config ? typedTablesFromConfig(deps.config, deps.db.dialect, deps.log) : null;
   // An outage of any length is waited out: the batch is not the problem, and giving up would lose it.
   const outage = deps.outage ?? { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 1_000, maxDelayMs: 30_000 };
+  // Without typed tables or attachments nothing needs a batch's records in JavaScript: on
+  // PostgreSQL the job's JSON text goes to the database as Redis held it (LazyDataWorker).
+  const jsonPath = deps.db.dialect === 'postgresql' && !tables && !deps.afterCommit;
   return async (job: Job<IngestBatchData & { outageRetries?: number }>, token?: string): Promise<IngestResult> => {
     // One observation per attempt, whatever path it ends on.
     const end = deps.metrics?.batchDuration.startTimer();
@@ -190,6 +193,30 @@ export function createIngestProcessor(deps: IngestDeps) {
       if (!timed) end?.(labels);
       timed = true;
     };
+    const failed = async (err: unknown): Promise<never> => {
+      if (!(err instanceof PoisonRecordsError)) timer({ outcome: isUnavailable(err) ? 'db_unavailable' : 'failed' });
+      if (isUnavailable(err) && token) {
+        await waitOutOutage(job, token, outage, deps, { what: 'ingest job', err: message(err) });
+      }
+      if (isFinalAttempt(job)) await deadLetter(deps, job, err);
+      throw err;
+    };
+    const text = jsonPath ? jobDataText(job) : undefined;
+    if (text !== undefined) {
+      let counts: JsonBatchCount[] | null = null;
+      try {
+        counts = await deps.db.transaction((sql) => upsertSubmissionsJson(sql, text));
+      } catch (err) {
+        // A record that fails a check or that the database refuses, two copies of one key:
+        // the parsed path below validates, picks the newest copy and isolates the refused.
+        if (isUnavailable(err)) await failed(err);
+      }
+      if (counts) {
+        for (const c of counts) deps.metrics?.recordsLoaded.inc({ source: c.sourceId, form: c.formId, via: c.via }, c.n);
+        timer({ outcome: 'ok' });
+        return { loaded: counts.reduce((a, c) => a + c.n, 0), poison: 0, unfit: 0 };
+      }
+    }
     const parsed = IngestBatch.payload.safeParse(job.data);
     if (!parsed.success) {
       const err = new UnrecoverableError(`invalid ingest payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -212,12 +239,7 @@ export function createIngestProcessor(deps: IngestDeps) {
       await job.updateData({ submissions: bad.map((b) => b.s), runId: parsed.data.runId, storedKeys });
       throw new PoisonRecordsError(bad.map((b) => ({ key: b.s.key, error: message(b.err) })));
     } catch (err) {
-      if (!(err instanceof PoisonRecordsError)) timer({ outcome: isUnavailable(err) ? 'db_unavailable' : 'failed' });
-      if (isUnavailable(err) && token) {
-        await waitOutOutage(job, token, outage, deps, { what: 'ingest job', err: message(err) });
-      }
-      if (isFinalAttempt(job)) await deadLetter(deps, job, err);
-      throw err;
+      return failed(err);
     }
   };
 }

@@ -1,6 +1,6 @@
-import { Job, QueueEvents, Worker } from 'bullmq';
+import { Job, QueueEvents, type Worker } from 'bullmq';
 import type { Database } from '@fieldsync/db';
-import { QUEUE, IngestBatch, UnparsedWebhook, STALL_CHECK_MS, createRedis, type Queues, type QueueSettings } from '@fieldsync/queues';
+import { QUEUE, IngestBatch, UnparsedWebhook, STALL_CHECK_MS, LazyDataWorker, createRedis, type Queues, type QueueSettings } from '@fieldsync/queues';
 import type { Logger } from '@fieldsync/logger';
 import { createIngestProcessor, deadLetter, type IngestDeps } from './ingest.processor.ts';
 import { createUnparsedWebhookProcessor } from './webhook.processor.ts';
@@ -77,7 +77,8 @@ export function startIngestWorker(deps: WorkerDeps & IngestWorkerOptions): Worke
   const ingest = createIngestProcessor(deps);
   const unparsed = createUnparsedWebhookProcessor(deps);
   // One queue, two job kinds: batches, and webhook bodies the ingress could not read.
-  const worker = new Worker(QUEUE.ingest, (job, token) => (job.name === UnparsedWebhook.name ? unparsed(job) : ingest(job, token)), {
+  // Lazy data: a batch's JSON text can go to the database unparsed (createIngestProcessor).
+  const worker = new LazyDataWorker(QUEUE.ingest, (job, token) => (job.name === UnparsedWebhook.name ? unparsed(job) : ingest(job, token)), {
     connection: createRedis(deps.settings.redisUrl, 'worker'),
     prefix: deps.settings.prefix,
     concurrency: deps.concurrency ?? 4,
