@@ -53,21 +53,21 @@ const PG_FLIP = `(EXCLUDED."deleted" <> s."deleted" AND EXCLUDED."stateSeenAt" >
  */
 const PG_STAGE = 'fs_submission_in';
 const PG_STAGE_DDL = `CREATE TEMP TABLE IF NOT EXISTS ${PG_STAGE} (
-  "sourceId" text NOT NULL, "formId" text NOT NULL, "key" text NOT NULL, "version" text NOT NULL, "replaces" text,
-  "updatedAt" timestamptz(3) NOT NULL, "submittedAt" timestamptz(3) NOT NULL, "deleted" boolean NOT NULL, "deletedAt" timestamptz(3),
-  "stateSeenAt" timestamptz(3) NOT NULL, "data" jsonb NOT NULL, "via" text NOT NULL
+  "sourceId" text, "formId" text, "key" text, "version" text, "replaces" text,
+  "updatedAt" timestamptz(3), "submittedAt" timestamptz(3), "deleted" boolean, "deletedAt" timestamptz(3),
+  "stateSeenAt" timestamptz(3), "data" jsonb, "via" text
 ) ON COMMIT DELETE ROWS`;
 const PG_COPY = `COPY ${PG_STAGE} (${COLS.map((c) => `"${c}"`).join(', ')}) FROM STDIN`;
 
-/** The merge of the staged rows into Submission, newest wins. */
-const PG_MERGE = (() => {
+/** The merge of rows into Submission, newest wins: `from` is what follows FROM (the stage, by default). */
+function pgMerge(from: string): string {
   const newerCols = ['version', 'replaces', 'updatedAt', 'submittedAt', 'data', 'via'];
   const flipCols = ['deleted', 'deletedAt', 'stateSeenAt'];
   // Each condition is evaluated once per row (a sub-select), not once per column: OFFSET 0 keeps
   // the planner from inlining it into every column's CASE, which made six copies of PG_NEWER
   // (each with its SupersededVersion look-ups) and cost 1.6 ms more to parse and plan per batch.
   return `INSERT INTO "Submission" AS s (${[...COLS, 'loadedAt'].map((c) => `"${c}"`).join(', ')})
-SELECT ${COLS.map((c) => `"${c}"`).join(', ')}, now() FROM ${PG_STAGE}
+SELECT ${COLS.map((c) => `"${c}"`).join(', ')}, now() FROM ${from}
 ON CONFLICT ("sourceId", "formId", "key") DO UPDATE SET
   (${[...newerCols, ...flipCols, 'loadedAt'].map((c) => `"${c}"`).join(', ')}) = (SELECT
 ${[
@@ -78,7 +78,8 @@ ${[
   FROM (SELECT ${PG_NEWER} AS newer, ${PG_FLIP} AS flip OFFSET 0) c)
 WHERE ${PG_NEWER} OR ${PG_FLIP}
 RETURNING "sourceId", "formId", "key", (xmax = 0) AS "inserted"`;
-})();
+}
+const PG_MERGE = pgMerge(PG_STAGE);
 
 /** A record as a COPY line of the stage, in COLS order. */
 function pgStageLine(s: CanonicalSubmission): string {
@@ -284,13 +285,14 @@ async function pgWrite(sql: Sql, rows: CanonicalSubmission[]): Promise<UpsertRes
 }
 
 /*
- * An ingest batch staged from its job's JSON text ({"submissions": [...], "runId"?}),
- * which PostgreSQL parses itself. Each field is checked at least as strictly as the
- * job's zod schema (CanonicalSubmission): a value that fails a check becomes NULL in
- * a NOT NULL column of the stage, so the statement fails and the caller takes the
- * parsed path, whose schema names what is wrong. Lengths count UTF-8 bytes, not
- * UTF-16 units, which is never more lenient; times must be exactly toISOString's
- * form (what every producer writes); anything else takes the parsed path too.
+ * An ingest batch upserted from its job's JSON text ({"submissions": [...], "runId"?}),
+ * which PostgreSQL parses itself, in one statement. Each field is checked at least as
+ * strictly as the job's zod schema (CanonicalSubmission): a value that fails a check
+ * becomes NULL in a NOT NULL column of Submission, so the statement fails and the
+ * caller takes the parsed path, whose schema names what is wrong. Lengths count UTF-8
+ * bytes, not UTF-16 units, which is never more lenient; times must be exactly
+ * toISOString's form (what every producer writes); anything else takes the parsed
+ * path too.
  */
 const jf = (f: string) => `e->'${f}'`;
 const jt = (f: string) => `e->>'${f}'`;
@@ -299,31 +301,47 @@ const absent = (f: string) => `${jf(f)} IS NULL OR ${jf(f)} = 'null'::jsonb`;
 const isTime = (f: string) => `(jsonb_typeof(${jf(f)}) = 'string' AND ${jt(f)} LIKE '____-__-__T__:__:__.___Z')`;
 const time = (f: string) => `CASE WHEN ${isTime(f)} THEN (${jt(f)})::timestamptz END`;
 const str = (f: string, max: number) => `CASE WHEN ${isStr(f, max)} THEN ${jt(f)} END`;
-/** The optional fields' checks ride on `deleted` (NOT NULL in the stage): false when absent, as zod's default. */
-const PG_JSON_DELETED = `CASE WHEN (${absent('replaces')} OR ${isStr('replaces', 191)}) AND (${absent('deletedAt')} OR ${isTime('deletedAt')})
+/**
+ * The optional fields' checks ride on `deleted` (NOT NULL): false when absent, as zod's
+ * default. A version said to replace itself goes the parsed path (see PG_JSON_UPSERT).
+ */
+const PG_JSON_DELETED = `CASE WHEN (${absent('replaces')} OR (${isStr('replaces', 191)} AND ${jt('replaces')} <> ${jt('version')}))
+    AND (${absent('deletedAt')} OR ${isTime('deletedAt')})
     THEN CASE WHEN ${jf('deleted')} IS NULL THEN false WHEN jsonb_typeof(${jf('deleted')}) = 'boolean' THEN (${jf('deleted')})::boolean END END`;
 /** The job's own fields, as IngestBatch's schema reads them; storedKeys (a narrowed retry) takes the parsed path. */
 const PG_JSON_JOB_OK = `jsonb_typeof(b.j) = 'object' AND b.j->'storedKeys' IS NULL
   AND (b.j->'runId' IS NULL OR (jsonb_typeof(b.j->'runId') = 'string' AND b.j->>'runId' ~ '^[0-9]+$'))`;
-const PG_JSON_STAGE = `WITH staged AS (
-  INSERT INTO ${PG_STAGE} (${COLS.map((c) => `"${c}"`).join(', ')})
-  SELECT ${str('sourceId', 64)}, ${str('formId', 191)}, ${str('key', 191)}, ${str('version', 191)},
-    CASE WHEN ${isStr('replaces', 191)} THEN ${jt('replaces')} END, ${time('updatedAt')}, ${time('submittedAt')},
-    ${PG_JSON_DELETED},
-    CASE WHEN ${jf('deleted')} = 'true'::jsonb THEN coalesce(${time('deletedAt')}, ${time('observedAt')}) END, ${time('observedAt')},
-    CASE WHEN jsonb_typeof(${jf('data')}) = 'object' THEN ${jf('data')} END,
-    CASE WHEN jsonb_typeof(${jf('via')}) = 'string' AND ${jt('via')} IN (${Via.options.map((v) => `'${v}'`).join(', ')}) THEN ${jt('via')} END
+const PG_JSON_ROWS = [
+  str('sourceId', 64), str('formId', 191), str('key', 191), str('version', 191),
+  `CASE WHEN ${isStr('replaces', 191)} THEN ${jt('replaces')} END`, time('updatedAt'), time('submittedAt'), PG_JSON_DELETED,
+  `CASE WHEN ${jf('deleted')} = 'true'::jsonb THEN coalesce(${time('deletedAt')}, ${time('observedAt')}) END`, time('observedAt'),
+  `CASE WHEN jsonb_typeof(${jf('data')}) = 'object' THEN ${jf('data')} END`,
+  `CASE WHEN jsonb_typeof(${jf('via')}) = 'string' AND ${jt('via')} IN (${Via.options.map((v) => `'${v}'`).join(', ')}) THEN ${jt('via')} END`,
+].map((expr, i) => `${expr} AS "${COLS[i]}"`);
+/** The order newestPerKey gives the parsed path: concurrent loaders lock rows in one order. */
+const BY_KEY = `"sourceId" COLLATE "C", "formId" COLLATE "C", "key" COLLATE "C"`;
+/*
+ * One statement: the records (src), recorded lineage, the merge, and the counts.
+ * The merge runs on the statement's snapshot, so it does not see the lineage this
+ * statement records. With one copy per key that never matters: a row's own
+ * `replaces` decides by the direct link (PG_NEWER's second branch), and only other
+ * copies of its key could mark it or the stored version superseded. So a batch with
+ * two copies of a key (newest-wins between them is upsertSubmissions' work) changes
+ * nothing and says so (dup), and so does a version said to replace itself (above).
+ */
+const PG_JSON_UPSERT = `WITH src AS MATERIALIZED (
+  SELECT ${PG_JSON_ROWS.join(',\n    ')}
   FROM (SELECT ?::jsonb AS j) b, jsonb_array_elements(CASE WHEN ${PG_JSON_JOB_OK} THEN b.j->'submissions' END) e
-  -- The order newestPerKey gives the parsed path: concurrent loaders lock rows in one order.
-  ORDER BY ${jt('sourceId')} COLLATE "C", ${jt('formId')} COLLATE "C", ${jt('key')} COLLATE "C"
-  RETURNING "sourceId", "formId", "via", "replaces"
-)
-SELECT "sourceId", "formId", "via", count(*)::int AS "n", count("replaces")::int AS "replaces" FROM staged GROUP BY 1, 2, 3`;
-/** recordSuperseded for the staged rows: sorted, before the merge reads them. */
-const PG_JSON_SUPERSEDED = `INSERT INTO "SupersededVersion" ("sourceId", "formId", "key", "version")
-SELECT * FROM (SELECT DISTINCT "sourceId", "formId", "key", "replaces" FROM ${PG_STAGE} WHERE "replaces" IS NOT NULL) r
-ORDER BY r."sourceId" COLLATE "C", r."formId" COLLATE "C", r."key" COLLATE "C", r."replaces" COLLATE "C"
-ON CONFLICT DO NOTHING`;
+),
+dup AS (SELECT count(*) <> count(DISTINCT ("sourceId", "formId", "key")) AS d FROM src),
+lineage AS (
+  INSERT INTO "SupersededVersion" ("sourceId", "formId", "key", "version")
+  SELECT * FROM (SELECT DISTINCT "sourceId", "formId", "key", "replaces" FROM src WHERE "replaces" IS NOT NULL AND NOT (SELECT d FROM dup)) r
+  ORDER BY ${BY_KEY}, "replaces" COLLATE "C"
+  ON CONFLICT DO NOTHING
+),
+merged AS (${pgMerge(`src WHERE NOT (SELECT d FROM dup) ORDER BY ${BY_KEY}`)})
+SELECT "sourceId", "formId", "via", count(*)::int AS "n", bool_or((SELECT d FROM dup)) AS "dup" FROM src GROUP BY 1, 2, 3`;
 
 /** Records of one source, form and origin that a JSON batch stored. */
 export interface JsonBatchCount {
@@ -333,26 +351,28 @@ export interface JsonBatchCount {
   n: number;
 }
 
+/** A JSON batch with two copies of one key: it changed nothing; the parsed path picks the newest copy. */
+export class DuplicateKeysError extends Error {
+  override name = 'DuplicateKeysError';
+  constructor() {
+    super('the batch holds two copies of one record; newest-wins between them needs the parsed path');
+  }
+}
+
 /**
- * PostgreSQL only, in the caller's transaction: upserts an ingest job's records
- * from the job's JSON text, with exactly the newest-wins merge of
- * {@link upsertSubmissions}, without parsing the records in JavaScript. Returns
- * the records stored per source/form/origin, or null when the job is not one this
- * path takes (no records, a narrowed retry). Throws when a record fails its checks
- * or the database refuses one, and when two copies of one key would both change its
- * row (PostgreSQL's merge cannot affect a row twice; picking the newest copy of a
- * batch is upsertSubmissions' work): the caller then rolls back and takes the
- * parsed path, which picks, isolates and names. Copies of which at most one changes
- * the row are stored as if upserted one after the other, which newest-wins makes
- * the same.
+ * PostgreSQL only, in one statement (atomic without a transaction): upserts an ingest
+ * job's records from the job's JSON text, with exactly the newest-wins merge of
+ * {@link upsertSubmissions}, without parsing the records in JavaScript. Returns the
+ * records stored per source/form/origin, or null when the job is not one this path
+ * takes (no records, a narrowed retry). Throws, having changed nothing, when a record
+ * fails its checks or the database refuses one, and (DuplicateKeysError) when two
+ * records share a key: the caller then takes the parsed path, which picks the newest
+ * copy, isolates a refused record and names what is wrong.
  */
 export async function upsertSubmissionsJson(sql: Sql, json: string): Promise<JsonBatchCount[] | null> {
-  await sql.execute(PG_STAGE_DDL);
-  const counts = await sql.query<JsonBatchCount & { replaces: number }>(PG_JSON_STAGE, [json]);
+  const counts = await sql.query<JsonBatchCount & { dup: boolean }>(PG_JSON_UPSERT, [json]);
   if (counts.length === 0) return null;
-  if (counts.some((c) => c.replaces > 0)) await sql.execute(PG_JSON_SUPERSEDED);
-  await sql.query(PG_MERGE);
-  await sql.execute(`DELETE FROM ${PG_STAGE}`);
+  if (counts[0]!.dup) throw new DuplicateKeysError();
   return counts.map(({ sourceId, formId, via, n }) => ({ sourceId, formId, via, n }));
 }
 

@@ -63,6 +63,8 @@ const leftToParsed: [string, Json][] = [
   ['a time with an offset', job(record('1', { updatedAt: '2026-11-01T12:00:00.000+02:00' }))],
   ['a time without milliseconds', job(record('1', { observedAt: '2026-11-01T10:00:01Z' }))],
   ['a narrowed retry (storedKeys)', job(record('1'), { storedKeys: ['9'] })],
+  ['a version said to replace itself', job(record('1', { replaces: 'uuid:1' }))],
+  ['two copies of one key', { submissions: [record('1'), record('1', { version: 'uuid:1b', updatedAt: '2026-11-02T10:00:00.000Z' })] }],
 ];
 
 describe('the JSON path of an ingest batch (PostgreSQL)', () => {
@@ -70,17 +72,25 @@ describe('the JSON path of an ingest batch (PostgreSQL)', () => {
   beforeAll(async () => { t = await createTestDatabase('postgresql'); });
   afterAll(async () => { await t?.drop(); });
 
-  const tryJson = async (j: Json) => {
+  // Older versions of the job's records: a job that changed anything would replace them.
+  const older = { submissions: ['1', '2', '3'].map((k) => record(k, { version: `uuid:${k}-0`, updatedAt: '2026-10-01T10:00:00.000Z', data: { old: true } })) };
+  /** The JSON path on `j`, over an empty table or over older versions of its records; the rows it left. */
+  const tryJson = async (j: Json, over: 'empty' | 'stored' = 'empty') => {
     await t.db.sql.execute('TRUNCATE "Submission", "SupersededVersion"');
-    const outcome = await t.db.transaction((sql) => upsertSubmissionsJson(sql, JSON.stringify(j))).then((counts) => ({ counts }), (err: unknown) => ({ err }));
-    return { ...outcome, rows: await t.db.prisma.submission.count() };
+    if (over === 'stored') expect(await upsertSubmissionsJson(t.db.sql, JSON.stringify(older))).toHaveLength(1);
+    const before = await t.db.prisma.submission.findMany({ orderBy: { key: 'asc' } });
+    const outcome = await upsertSubmissionsJson(t.db.sql, JSON.stringify(j)).then((counts) => ({ counts }), (err: unknown) => ({ err }));
+    const after = await t.db.prisma.submission.findMany({ orderBy: { key: 'asc' } });
+    return { ...outcome, before, after, rows: after.length };
   };
 
-  it.each(refused)('refuses what the schema refuses: %s', async (_, j) => {
+  it.each(refused)('refuses what the schema refuses, changing nothing: %s', async (_, j) => {
     expect(IngestBatch.payload.safeParse(j).success).toBe(false);
-    const r = await tryJson(j);
-    expect('err' in r || r.counts === null).toBe(true);
-    expect(r.rows).toBe(0);
+    for (const over of ['empty', 'stored'] as const) {
+      const r = await tryJson(j, over);
+      expect('err' in r || r.counts === null).toBe(true);
+      expect(r.after).toEqual(r.before);
+    }
   });
 
   it.each(taken)('stores what the schema takes: %s', async (_, j) => {
@@ -97,11 +107,13 @@ describe('the JSON path of an ingest batch (PostgreSQL)', () => {
     expect(await t.db.prisma.supersededVersion.count()).toBe(first.replaces ? 1 : 0);
   });
 
-  it.each(leftToParsed)('leaves to the parsed path: %s', async (_, j) => {
+  it.each(leftToParsed)('leaves to the parsed path, changing nothing: %s', async (_, j) => {
     expect(IngestBatch.payload.safeParse(j).success).toBe(true);
-    const r = await tryJson(j);
-    expect('err' in r || r.counts === null).toBe(true);
-    expect(r.rows).toBe(0);
+    for (const over of ['empty', 'stored'] as const) {
+      const r = await tryJson(j, over);
+      expect('err' in r || r.counts === null).toBe(true);
+      expect(r.after).toEqual(r.before);
+    }
   });
 });
 

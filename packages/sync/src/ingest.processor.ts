@@ -205,10 +205,10 @@ export function createIngestProcessor(deps: IngestDeps) {
     if (text !== undefined) {
       let counts: JsonBatchCount[] | null = null;
       try {
-        counts = await deps.db.transaction((sql) => upsertSubmissionsJson(sql, text));
+        counts = await upsertSubmissionsJson(deps.db.sql, text); // one statement: atomic by itself
       } catch (err) {
-        // A record that fails a check or that the database refuses, two copies of one key:
-        // the parsed path below validates, picks the newest copy and isolates the refused.
+        // A record that fails a check or that the database refuses, two copies of one key (all
+        // changed nothing): the parsed path below validates, picks the newest copy, isolates the refused.
         if (isUnavailable(err)) await failed(err);
       }
       if (counts) {
