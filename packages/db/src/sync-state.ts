@@ -7,14 +7,28 @@ export async function loadCursor(db: Database, sourceId: string, formId: string)
   return (row?.cursor as Cursor | null | undefined) ?? null;
 }
 
-/** Stores the cursor; callers do this only after the batches it covers are enqueued. */
+/**
+ * Stores the cursor; callers do this only after the batches it covers are enqueued.
+ * Once per page of a poll, so in plain SQL: a Prisma upsert cost the poller 2 ms of
+ * CPU warm and 14 ms cold (its query compiler), several µs per record of a backfill.
+ */
 export async function saveCursor(db: Database, sourceId: string, formId: string, cursor: Cursor): Promise<void> {
-  const now = new Date();
-  await db.prisma.syncState.upsert({
-    where: { sourceId_formId: { sourceId, formId } },
-    create: { sourceId, formId, cursor: cursor as object, lastRunAt: now, updatedAt: now },
-    update: { cursor: cursor as object, lastRunAt: now, updatedAt: now },
-  });
+  const json = JSON.stringify(cursor);
+  const now = new Date().toISOString();
+  if (db.dialect === 'postgresql') {
+    await db.sql.execute(
+      `INSERT INTO "SyncState" ("sourceId", "formId", "cursor", "lastRunAt", "updatedAt") VALUES (?, ?, ?::jsonb, ?::timestamptz, ?::timestamptz)
+       ON CONFLICT ("sourceId", "formId") DO UPDATE SET "cursor" = EXCLUDED."cursor", "lastRunAt" = EXCLUDED."lastRunAt", "updatedAt" = EXCLUDED."updatedAt"`,
+      [sourceId, formId, json, now, now],
+    );
+    return;
+  }
+  const t = now.replace('T', ' ').replace('Z', ''); // DATETIME(3), UTC
+  await db.sql.execute(
+    'INSERT INTO `SyncState` (`sourceId`, `formId`, `cursor`, `lastRunAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?) ' +
+      'ON DUPLICATE KEY UPDATE `cursor` = VALUES(`cursor`), `lastRunAt` = VALUES(`lastRunAt`), `updatedAt` = VALUES(`updatedAt`)',
+    [sourceId, formId, json, t, t],
+  );
 }
 
 /** Forgets the cursor so the next poll starts from the beginning (backfill). */
