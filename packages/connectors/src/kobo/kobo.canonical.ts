@@ -42,15 +42,44 @@ export function koboKey(r: KoboRecord): string | undefined {
   return koboVersion(r);
 }
 
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * "YYYY-MM-DDTHH:MM:SS" (Kobo's own form; digits already checked) that names a real
+ * time, as toISOString would write it, or undefined. A Date round trip costs ~2 µs,
+ * a noticeable share of a backfill's CPU per record; one that would roll over
+ * (Feb 30, 24:00) is left to it, as before.
+ */
+function plainIso(v: string): string | undefined {
+  if (v.length !== 19) return undefined;
+  const two = (i: number) => (v.charCodeAt(i) - 48) * 10 + (v.charCodeAt(i + 1) - 48);
+  const year = two(0) * 100 + two(2);
+  const month = two(5);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (month < 1 || month > 12 || two(8) < 1 || two(8) > (month === 2 && leap ? 29 : MONTH_DAYS[month - 1]!)) return undefined;
+  if (two(11) > 23 || two(14) > 59 || two(17) > 59) return undefined;
+  return `${v}.000Z`;
+}
+
 /** `_submission_time` is UTC written without a zone ("2026-11-16T09:12:44"): read it as UTC, never as local time. */
 export function koboTime(v: unknown, field: string): string {
   if (v === undefined || v === null) throw new PayloadError(`missing "${field}"`);
   if (typeof v !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([zZ]|[+-]\d\d:?\d\d)?$/.test(v)) {
     throw new PayloadError(`"${field}" is not a timestamp: ${JSON.stringify(v)}`);
   }
+  const plain = plainIso(v);
+  if (plain) return plain;
   const t = Date.parse(/([zZ]|[+-]\d\d:?\d\d)$/.test(v) ? v : `${v}Z`);
   if (Number.isNaN(t)) throw new PayloadError(`"${field}" is not a timestamp: ${JSON.stringify(v)}`);
   return new Date(t).toISOString();
+}
+
+/** A page's records share one observedAt: its ISO text is made once, not once per record. */
+let lastObserved = { ms: Number.NaN, iso: '' };
+function isoOnce(d: Date): string {
+  const ms = d.getTime();
+  if (ms !== lastObserved.ms) lastObserved = { ms, iso: d.toISOString() };
+  return lastObserved.iso;
 }
 
 /**
@@ -62,7 +91,7 @@ export function toCanonical(record: KoboRecord, ctx: KoboCanonicalContext): Cano
   if (!version) throw new PayloadError('missing "meta/instanceID"');
   const key = koboKey(record)!; // a version exists, so the last fallback does
   const submittedAt = koboTime(record._submission_time, '_submission_time');
-  const observedAt = ctx.observedAt.toISOString();
+  const observedAt = isoOnce(ctx.observedAt);
   /*
    * Kobo changes no timestamp when a record is edited (`_submission_time` is the
    * first receive time; `_last_edited` is Ona's, not Kobo's). A never-edited
