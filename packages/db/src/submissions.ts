@@ -294,20 +294,23 @@ async function pgWrite(sql: Sql, rows: CanonicalSubmission[]): Promise<UpsertRes
  * toISOString's form (what every producer writes); anything else takes the parsed
  * path too.
  */
-const jf = (f: string) => `e->'${f}'`;
-const jt = (f: string) => `e->>'${f}'`;
+/** Each record's fields as jsonb (SQL NULL when absent or null), read in one pass by jsonb_to_record. */
+const PG_JSON_FIELDS = [...COLS.filter((c) => c !== 'stateSeenAt'), 'observedAt'].map((c) => `"${c}" jsonb`).join(', ');
+const jf = (f: string) => `x."${f}"`;
+const jt = (f: string) => `(x."${f}" #>> '{}')`;
 const isStr = (f: string, max: number) => `(jsonb_typeof(${jf(f)}) = 'string' AND octet_length(${jt(f)}) BETWEEN 1 AND ${max})`;
-const absent = (f: string) => `${jf(f)} IS NULL OR ${jf(f)} = 'null'::jsonb`;
 const isTime = (f: string) => `(jsonb_typeof(${jf(f)}) = 'string' AND ${jt(f)} LIKE '____-__-__T__:__:__.___Z')`;
-const time = (f: string) => `CASE WHEN ${isTime(f)} THEN (${jt(f)})::timestamptz END`;
+const time = (f: string) => `CASE WHEN ${isTime(f)} THEN ${jt(f)}::timestamptz END`;
 const str = (f: string, max: number) => `CASE WHEN ${isStr(f, max)} THEN ${jt(f)} END`;
 /**
  * The optional fields' checks ride on `deleted` (NOT NULL): false when absent, as zod's
- * default. A version said to replace itself goes the parsed path (see PG_JSON_UPSERT).
+ * default, but a JSON null is refused as zod refuses it (jsonb_to_record reads both as
+ * NULL, so the record itself says which). A version said to replace itself goes the
+ * parsed path (see PG_JSON_UPSERT).
  */
-const PG_JSON_DELETED = `CASE WHEN (${absent('replaces')} OR (${isStr('replaces', 191)} AND ${jt('replaces')} <> ${jt('version')}))
-    AND (${absent('deletedAt')} OR ${isTime('deletedAt')})
-    THEN CASE WHEN ${jf('deleted')} IS NULL THEN false WHEN jsonb_typeof(${jf('deleted')}) = 'boolean' THEN (${jf('deleted')})::boolean END END`;
+const PG_JSON_DELETED = `CASE WHEN (${jf('replaces')} IS NULL OR (${isStr('replaces', 191)} AND ${jt('replaces')} <> ${jt('version')}))
+    AND (${jf('deletedAt')} IS NULL OR ${isTime('deletedAt')}) AND e->'deleted' IS DISTINCT FROM 'null'::jsonb
+    THEN CASE WHEN ${jf('deleted')} IS NULL THEN false WHEN jsonb_typeof(${jf('deleted')}) = 'boolean' THEN ${jf('deleted')}::boolean END END`;
 /** The job's own fields, as IngestBatch's schema reads them; storedKeys (a narrowed retry) takes the parsed path. */
 const PG_JSON_JOB_OK = `jsonb_typeof(b.j) = 'object' AND b.j->'storedKeys' IS NULL
   AND (b.j->'runId' IS NULL OR (jsonb_typeof(b.j->'runId') = 'string' AND b.j->>'runId' ~ '^[0-9]+$'))`;
@@ -331,7 +334,7 @@ const BY_KEY = `"sourceId" COLLATE "C", "formId" COLLATE "C", "key" COLLATE "C"`
  */
 const PG_JSON_UPSERT = `WITH src AS MATERIALIZED (
   SELECT ${PG_JSON_ROWS.join(',\n    ')}
-  FROM (SELECT ?::jsonb AS j) b, jsonb_array_elements(CASE WHEN ${PG_JSON_JOB_OK} THEN b.j->'submissions' END) e
+  FROM (SELECT ?::jsonb AS j) b, jsonb_array_elements(CASE WHEN ${PG_JSON_JOB_OK} THEN b.j->'submissions' END) e, jsonb_to_record(e) AS x(${PG_JSON_FIELDS})
 ),
 dup AS (SELECT count(*) <> count(DISTINCT ("sourceId", "formId", "key")) AS d FROM src),
 lineage AS (
