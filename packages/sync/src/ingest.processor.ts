@@ -210,6 +210,7 @@ export function createIngestProcessor(deps: IngestDeps) {
         // A record that fails a check or that the database refuses, two copies of one key (all
         // changed nothing): the parsed path below validates, picks the newest copy, isolates the refused.
         if (isUnavailable(err)) await failed(err);
+        deps.log.debug({ jobId: job.id, err: message(err) }, 'ingest batch takes the parsed path');
       }
       if (counts) {
         for (const c of counts) deps.metrics?.recordsLoaded.inc({ source: c.sourceId, form: c.formId, via: c.via }, c.n);
