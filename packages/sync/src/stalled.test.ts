@@ -31,11 +31,17 @@ describe('a job that runs longer than its lock', () => {
   });
   afterAll(() => h?.close());
 
-  it('a batch whose transaction takes 4 lock durations is not taken from its loader, and runs once', async () => {
+  it('a batch whose write takes 4 lock durations is not taken from its loader, and runs once', async () => {
     const stalled = stalledEvents(h, QUEUE.ingest);
     await stalled.ready;
     let runs = 0;
-    const slow: Database = { ...h.db, transaction: async (fn) => (runs++, await sleep(4_000), h.db.transaction(fn)) };
+    // The batch's write takes 4 s, whichever path stores it: the JSON path (one statement) or a transaction.
+    const slowly = async <T,>(write: () => Promise<T>) => (runs++, await sleep(4_000), write());
+    const slow: Database = {
+      ...h.db,
+      sql: { ...h.db.sql, query: (text, params) => slowly(() => h.db.sql.query(text, params)) },
+      transaction: (fn) => slowly(() => h.db.transaction(fn)),
+    };
     h.startLoader({ ...FAST, db: slow });
     const job = await h.queues.ingest.add(IngestBatch.name, { submissions: [makeSubmission({ formId: 'long', key: '1', data: {} })] }, IngestBatch.options);
     // Only once the slow loader holds the job (either loader could take it first otherwise):
