@@ -195,7 +195,7 @@ async function recordSuperseded(db: Database, batch: CanonicalSubmission[], sql:
 }
 
 /** MySQL DATETIME(3) literal in UTC. */
-function mysqlTime(iso: string): string {
+export function mysqlTime(iso: string): string {
   return new Date(iso).toISOString().replace('T', ' ').replace('Z', '');
 }
 

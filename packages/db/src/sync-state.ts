@@ -1,4 +1,5 @@
 import type { Database } from './database.ts';
+import { mysqlTime } from './submissions.ts';
 
 export type Cursor = Record<string, unknown>;
 
@@ -23,7 +24,7 @@ export async function saveCursor(db: Database, sourceId: string, formId: string,
     );
     return;
   }
-  const t = now.replace('T', ' ').replace('Z', ''); // DATETIME(3), UTC
+  const t = mysqlTime(now);
   await db.sql.execute(
     'INSERT INTO `SyncState` (`sourceId`, `formId`, `cursor`, `lastRunAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?) ' +
       'ON DUPLICATE KEY UPDATE `cursor` = VALUES(`cursor`), `lastRunAt` = VALUES(`lastRunAt`), `updatedAt` = VALUES(`updatedAt`)',
