@@ -292,7 +292,8 @@ async function pgWrite(sql: Sql, rows: CanonicalSubmission[]): Promise<UpsertRes
  * caller takes the parsed path, whose schema names what is wrong. Lengths count UTF-8
  * bytes, not UTF-16 units, which is never more lenient; times must be exactly
  * toISOString's form (what every producer writes); anything else takes the parsed
- * path too.
+ * path too. These checks restate the schema's rules: a rule added there needs its case in
+ * packages/sync/src/ingest-json.test.ts, which holds the two together.
  */
 /** Each record's fields as jsonb (SQL NULL when absent or null), read in one pass by jsonb_to_record. */
 const PG_JSON_FIELDS = [...COLS.filter((c) => c !== 'stateSeenAt'), 'observedAt'].map((c) => `"${c}" jsonb`).join(', ');
