@@ -56,6 +56,26 @@ describe.each<[Dialect, 'parsed' | 'json']>([['postgresql', 'parsed'], ['mysql',
     expect(await row('1', 'dup')).toEqual(first);
   });
 
+  if (path === 'parsed') {
+    it('a copy of exactly the stored row is left out of `written`; one with other data or another deletion state is written', async () => {
+      const same = base({ formId: 'written', key: 'same' });
+      const review = base({ formId: 'written', key: 'review', data: { s: 'received' } });
+      const gone = base({ formId: 'written', key: 'gone' });
+      await upsertSubmissions(t.db, [same, review, gone]);
+      const before = await row('same', 'written');
+      const again = [
+        { ...same, observedAt: '2026-11-02T00:00:00.000Z' },
+        { ...review, updatedAt: '2026-11-04T00:00:00.000Z', data: { s: 'approved' } },
+        { ...gone, deleted: true, observedAt: '2026-11-02T00:00:00.000Z', via: 'sweep' as const },
+      ];
+      const up = await upsertSubmissions(t.db, again);
+      expect([...up.written].sort()).toEqual([recordId(again[2]!), recordId(again[1]!)].sort());
+      expect(await row('same', 'written')).toEqual(before);
+      expect((await row('review', 'written')).data).toEqual({ s: 'approved' });
+      expect((await row('gone', 'written')).deleted).toBe(true);
+    });
+  }
+
   it('newest wins in any arrival order', async () => {
     const v1 = base({ formId: 'order' });
     const v2 = base({ formId: 'order', version: 'uuid:v2', updatedAt: '2026-11-03T00:00:00.000Z', data: { _id: 1, q: 'edited' } });

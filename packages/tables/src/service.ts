@@ -189,6 +189,7 @@ export class TypedTables {
             total.typeChanges.push(...typeChangeNotes(w.plan));
             continue;
           }
+          const wanted = new Set(keys);
           // A savepoint, so a failure here rolls back only the typed rows and the raw ones still commit.
           await sql.execute('SAVEPOINT fieldsync_typed');
           let r: ApplyResult;
@@ -196,7 +197,7 @@ export class TypedTables {
             // PostgreSQL says which copies it inserted; on MySQL the rows that hold a batch's copy are found by a probe.
             const mine = inserted
               ? inserted.filter((s) => s.sourceId === w.plan.sourceId && s.formId === w.plan.formId)
-              : this.dialect === 'mysql' ? await storedCopies(sql, w.plan, w.copies) : undefined;
+              : this.dialect === 'mysql' ? await storedCopies(sql, w.plan, keys.length === w.keys.length ? w.copies : w.copies.filter((c) => wanted.has(c.key))) : undefined;
             r = await applyTypedRows(sql, w.plan, keys, { inserted: mine?.map(storedOf) });
           } catch (err) {
             // A dead connection fails this too: then the whole transaction fails, as it must.
