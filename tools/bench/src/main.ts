@@ -527,7 +527,7 @@ async function main(): Promise<void> {
     if (want('pg')) await backfill(kobo, asset(), { dialect: 'postgresql', tables: false, loaders: 1, label: 'postgresql raw', redeliver: true, sweep: true, memory: 'base' });
     if (want('pg-tables')) await backfill(kobo, asset(), { dialect: 'postgresql', tables: true, loaders: 1, label: 'postgresql tables', redeliver: !QUICK });
     if (want('mariadb')) await backfill(kobo, asset(), { dialect: 'mysql', tables: false, loaders: 1, label: 'mariadb raw', redeliver: !QUICK });
-    if (want('mariadb-tables')) await backfill(kobo, asset(), { dialect: 'mysql', tables: true, loaders: 1, label: 'mariadb tables', redeliver: false });
+    if (want('mariadb-tables')) await backfill(kobo, asset(), { dialect: 'mysql', tables: true, loaders: 1, label: 'mariadb tables', redeliver: !QUICK });
     if (want('loaders')) for (const loaders of QUICK ? [2] : [2, 4]) await backfill(kobo, asset(), { dialect: 'postgresql', tables: false, loaders, label: `postgresql raw, ${loaders} loaders`, redeliver: false });
     if (args.big && want('big')) {
       const big = Number(args.big);
