@@ -49,9 +49,10 @@ describe.each<Dialect>(['postgresql', 'mysql'])('loader typed tables on %s', (di
     expect(await load(recs)).toMatchObject({ loaded: 2, unfit: 1 });
     const sizeOf = async (k: string) => (await h.db.sql.query<{ s: unknown }>(`SELECT hh__hh_size AS s FROM ${table} WHERE _key = ?`, [k]))[0]?.s;
     const before = await sizeOf('11');
-    // Re-delivered unchanged: on PostgreSQL the upsert says which rows it wrote, so the
-    // unfit answer of record 12 is not counted again (MySQL cannot tell, and rewrites).
-    expect(await load(recs)).toMatchObject({ loaded: 2, unfit: dialect === 'postgresql' ? 0 : 1 });
+    // Re-delivered unchanged: the upsert says which rows it may have written (PostgreSQL
+    // by RETURNING, MySQL by dropping copies of the stored row first), so the typed rows
+    // are not rewritten and the unfit answer of record 12 is not counted again.
+    expect(await load(recs)).toMatchObject({ loaded: 2, unfit: 0 });
     expect(await sizeOf('11')).toEqual(before);
     const edit = submission('kobo', 'aHouse', '11', { ...koboRecord(household(11)), 'meta/instanceID': 'uuid:edit-11', 'hh/hh_size': '9' }, { updatedAt: '2026-11-17T07:00:00.000Z' });
     expect(await load([edit])).toMatchObject({ loaded: 1, unfit: 0 });
