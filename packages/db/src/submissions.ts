@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Via, newestPerKey, recordId, type CanonicalSubmission } from '@fieldsync/model';
 import { copyLine, type Database, type Sql } from './database.ts';
+import { quoteIdent } from './dialect.ts';
 
 /** Rows per MySQL INSERT statement: well under its 65,535 placeholders. */
 export const UPSERT_CHUNK = 1000;
@@ -129,14 +130,11 @@ ${[
 ].join(',\n')}`;
 }
 
-/** Keys per read of SupersededVersion. */
+/** Keys per read of stored rows (one IN list). */
 const KNOWN_CHUNK = 1000;
 
-/**
- * The versions known superseded for these rows' keys (recordId → versions): a
- * plain, non-locking read, after the batch's own `replaces` were recorded.
- */
-async function knownSuperseded(db: Database, sql: Sql, rows: CanonicalSubmission[]): Promise<Map<string, Set<string>>> {
+/** Calls `read` once per form of `rows` and per {@link KNOWN_CHUNK} of its distinct keys. */
+async function perFormKeys(rows: readonly CanonicalSubmission[], read: (sourceId: string, formId: string, keys: string[]) => Promise<void>): Promise<void> {
   const forms = new Map<string, { sourceId: string; formId: string; keys: Set<string> }>();
   for (const s of rows) {
     const id = `${s.sourceId}\u0000${s.formId}`;
@@ -144,24 +142,33 @@ async function knownSuperseded(db: Database, sql: Sql, rows: CanonicalSubmission
     f.keys.add(s.key);
     forms.set(id, f);
   }
-  const q = (c: string) => (db.dialect === 'postgresql' ? `"${c}"` : `\`${c}\``);
-  const out = new Map<string, Set<string>>();
   for (const f of forms.values()) {
     const keys = [...f.keys];
-    for (let i = 0; i < keys.length; i += KNOWN_CHUNK) {
-      const part = keys.slice(i, i + KNOWN_CHUNK);
-      const found = await sql.query<{ key: string; version: string }>(
-        `SELECT ${q('key')}, ${q('version')} FROM ${q('SupersededVersion')} WHERE ${q('sourceId')} = ? AND ${q('formId')} = ? AND ${q('key')} IN (${part.map(() => '?').join(', ')})`,
-        [f.sourceId, f.formId, ...part],
-      );
-      for (const r of found) {
-        const id = recordId({ sourceId: f.sourceId, formId: f.formId, key: r.key });
-        const set = out.get(id) ?? new Set<string>();
-        set.add(r.version);
-        out.set(id, set);
-      }
-    }
+    for (let i = 0; i < keys.length; i += KNOWN_CHUNK) await read(f.sourceId, f.formId, keys.slice(i, i + KNOWN_CHUNK));
   }
+}
+
+const inList = (keys: readonly string[]) => `IN (${keys.map(() => '?').join(', ')})`;
+
+/**
+ * The versions known superseded for these rows' keys (recordId → versions): a
+ * plain, non-locking read, after the batch's own `replaces` were recorded.
+ */
+async function knownSuperseded(db: Database, sql: Sql, rows: CanonicalSubmission[]): Promise<Map<string, Set<string>>> {
+  const q = (c: string) => quoteIdent(db.dialect, c);
+  const out = new Map<string, Set<string>>();
+  await perFormKeys(rows, async (sourceId, formId, keys) => {
+    const found = await sql.query<{ key: string; version: string }>(
+      `SELECT ${q('key')}, ${q('version')} FROM ${q('SupersededVersion')} WHERE ${q('sourceId')} = ? AND ${q('formId')} = ? AND ${q('key')} ${inList(keys)}`,
+      [sourceId, formId, ...keys],
+    );
+    for (const r of found) {
+      const id = recordId({ sourceId, formId, key: r.key });
+      const set = out.get(id) ?? new Set<string>();
+      set.add(r.version);
+      out.set(id, set);
+    }
+  });
   return out;
 }
 
@@ -287,23 +294,13 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
  */
 async function withoutStoredCopies(sql: Sql, rows: Encoded[]): Promise<Encoded[]> {
   const stored = new Map<string, { version: string; deleted: boolean; sha: string }>();
-  const forms = new Map<string, { sourceId: string; formId: string; keys: string[] }>();
-  for (const { s } of rows) {
-    const id = `${s.sourceId}\u0000${s.formId}`;
-    const f = forms.get(id) ?? { sourceId: s.sourceId, formId: s.formId, keys: [] };
-    f.keys.push(s.key);
-    forms.set(id, f);
-  }
-  for (const f of forms.values()) {
-    for (let i = 0; i < f.keys.length; i += KNOWN_CHUNK) {
-      const part = f.keys.slice(i, i + KNOWN_CHUNK);
-      const found = await sql.query<{ key: string; version: string; deleted: number | boolean; sha: string }>(
-        `SELECT \`key\`, \`version\`, \`deleted\`, SHA2(\`data\`, 256) AS sha FROM \`Submission\` WHERE \`sourceId\` = ? AND \`formId\` = ? AND \`key\` IN (${part.map(() => '?').join(', ')})`,
-        [f.sourceId, f.formId, ...part],
-      );
-      for (const r of found) stored.set(recordId({ sourceId: f.sourceId, formId: f.formId, key: r.key }), { version: r.version, deleted: Boolean(r.deleted), sha: r.sha });
-    }
-  }
+  await perFormKeys(rows.map((e) => e.s), async (sourceId, formId, keys) => {
+    const found = await sql.query<{ key: string; version: string; deleted: number | boolean; sha: string }>(
+      `SELECT \`key\`, \`version\`, \`deleted\`, SHA2(\`data\`, 256) AS sha FROM \`Submission\` WHERE \`sourceId\` = ? AND \`formId\` = ? AND \`key\` ${inList(keys)}`,
+      [sourceId, formId, ...keys],
+    );
+    for (const r of found) stored.set(recordId({ sourceId, formId, key: r.key }), { version: r.version, deleted: Boolean(r.deleted), sha: r.sha });
+  });
   if (stored.size === 0) return rows;
   return rows.filter(({ s, json }) => {
     const r = stored.get(recordId(s));

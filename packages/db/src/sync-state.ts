@@ -1,4 +1,5 @@
 import type { Database } from './database.ts';
+import { quoteIdent } from './dialect.ts';
 import { mysqlTime } from './submissions.ts';
 
 export type Cursor = Record<string, unknown>;
@@ -9,8 +10,7 @@ export type Cursor = Record<string, unknown>;
  * query compiler), against 0.3 ms for the statement itself; a poll makes several.
  */
 const isPg = (db: Database) => db.dialect === 'postgresql';
-/** `"col"` on PostgreSQL, `` `col` `` on MySQL. */
-const c = (db: Database, col: string) => (isPg(db) ? `"${col}"` : `\`${col}\``);
+const c = (db: Database, name: string) => quoteIdent(db.dialect, name);
 /** A time parameter as each database's column wants it. */
 const at = (db: Database, d: Date) => (isPg(db) ? d.toISOString() : mysqlTime(d.toISOString()));
 const ts = (db: Database) => (isPg(db) ? '?::timestamptz' : '?');
@@ -18,7 +18,7 @@ const js = (db: Database) => (isPg(db) ? '?::jsonb' : '?');
 
 export async function loadCursor(db: Database, sourceId: string, formId: string): Promise<Cursor | null> {
   const rows = await db.sql.query<{ cursor: unknown }>(
-    `SELECT ${c(db, 'cursor')} AS ${c(db, 'cursor')} FROM ${c(db, 'SyncState')} WHERE ${c(db, 'sourceId')} = ? AND ${c(db, 'formId')} = ?`,
+    `SELECT ${c(db, 'cursor')} FROM ${c(db, 'SyncState')} WHERE ${c(db, 'sourceId')} = ? AND ${c(db, 'formId')} = ?`,
     [sourceId, formId],
   );
   const v = rows[0]?.cursor ?? null;

@@ -150,18 +150,17 @@ export class TypedTables {
    * rows still load and a later rebuild fills their tables.
    */
   async prepare(db: Database, batch: CanonicalSubmission[]): Promise<PreparedBatch | null> {
-    const groups = new Map<string, { sourceId: string; formId: string; keys: string[]; copies: CanonicalSubmission[]; versions: Set<string> }>();
+    const groups = new Map<string, { sourceId: string; formId: string; copies: CanonicalSubmission[]; versions: Set<string> }>();
     for (const s of batch) {
       if (!this.enabledFor(s.sourceId)) continue;
       const id = `${s.sourceId}\0${s.formId}`;
       let g = groups.get(id);
-      if (!g) groups.set(id, (g = { sourceId: s.sourceId, formId: s.formId, keys: [], copies: [], versions: new Set() }));
-      g.keys.push(s.key);
+      if (!g) groups.set(id, (g = { sourceId: s.sourceId, formId: s.formId, copies: [], versions: new Set() }));
       g.copies.push(s);
       const v = recordFormVersion(s.data);
       if (v) g.versions.add(v);
     }
-    const work: { id: string; plan: Plan; keys: string[]; copies: CanonicalSubmission[] }[] = [];
+    const work: { id: string; plan: Plan; copies: CanonicalSubmission[] }[] = [];
     for (const [id, g] of groups) {
       // The analyst layer never holds up the raw one: a form whose planning fails loads raw
       // rows only, and is marked stale, to be rewritten in full once planning works again.
@@ -173,7 +172,7 @@ export class TypedTables {
           this.stale.delete(id);
           this.log.info({ sourceId: g.sourceId, formId: g.formId, records: r.records }, 'typed tables: stale form rewritten from Submission');
         }
-        work.push({ id, plan, keys: g.keys, copies: g.copies });
+        work.push({ id, plan, copies: g.copies });
       } catch (err) {
         this.markStale(id, g, err);
       }
@@ -184,12 +183,12 @@ export class TypedTables {
         const total: BatchResult = { records: 0, childRows: 0, unfit: 0, typeChanges: [] };
         for (const w of work) {
           // A re-delivery of what is stored changed no raw row, so no typed row either.
-          const keys = written ? w.keys.filter((key) => written.has(recordId({ sourceId: w.plan.sourceId, formId: w.plan.formId, key }))) : w.keys;
+          const copies = written ? w.copies.filter((c) => written.has(recordId(c))) : w.copies;
+          const keys = copies.map((c) => c.key);
           if (keys.length === 0) {
             total.typeChanges.push(...typeChangeNotes(w.plan));
             continue;
           }
-          const wanted = new Set(keys);
           // A savepoint, so a failure here rolls back only the typed rows and the raw ones still commit.
           await sql.execute('SAVEPOINT fieldsync_typed');
           let r: ApplyResult;
@@ -197,7 +196,7 @@ export class TypedTables {
             // PostgreSQL says which copies it inserted; on MySQL the rows that hold a batch's copy are found by a probe.
             const mine = inserted
               ? inserted.filter((s) => s.sourceId === w.plan.sourceId && s.formId === w.plan.formId)
-              : this.dialect === 'mysql' ? await storedCopies(sql, w.plan, keys.length === w.keys.length ? w.copies : w.copies.filter((c) => wanted.has(c.key))) : undefined;
+              : this.dialect === 'mysql' ? await storedCopies(sql, w.plan, copies) : undefined;
             r = await applyTypedRows(sql, w.plan, keys, { inserted: mine?.map(storedOf) });
           } catch (err) {
             // A dead connection fails this too: then the whole transaction fails, as it must.
