@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { KoboSource, type KoboSourceConfig } from '@fieldsync/config';
 import { CanonicalSubmission } from '@fieldsync/model';
 import { startKoboSimulator, type KoboSimulator, type KoboSimulatorOptions } from '@fieldsync/simulator';
@@ -150,6 +152,18 @@ describe('KoboConnector.pull', () => {
     const bad = new KoboConnector(KoboSource.parse({ kind: 'kobo', id: 'k', baseUrl: sim!.url, token: 'wrong', forms: [uid] }));
     await expect(collect(bad.pull(uid, null, { via: 'poll' }))).rejects.toThrow(/^Kobo token refused: check the source's token .*\(401: .*Invalid token/);
     await expect(collect(bad.pull(uid, { lastId: 'x' }, { via: 'poll' }))).rejects.toThrow(/invalid Kobo cursor/);
+  });
+
+  it('names the path and shows the start of an answer that is not JSON (a proxy page with status 200)', async () => {
+    const proxy = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Please sign in</body></html>'));
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = proxy.address() as AddressInfo;
+      const kobo = new KoboConnector(KoboSource.parse({ kind: 'kobo', id: 'k', baseUrl: `http://127.0.0.1:${port}`, token: 't', forms: ['aF'] }));
+      await expect(collect(kobo.pull('aF', null, { via: 'poll' }))).rejects.toThrow('the answer from /api/v2/assets/aF/data/ is not JSON: "<html><body>Please sign in');
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
   });
 });
 

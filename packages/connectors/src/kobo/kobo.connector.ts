@@ -5,7 +5,7 @@ import type { KoboSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
 import { AuthError, tombstonePages, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredIndex, type SweepPage } from '../connector.ts';
-import { baseUrl, createHttpClient } from '../http.ts';
+import { baseUrl, createHttpClient, jsonBody } from '../http.ts';
 import { koboVersion, toCanonical, type KoboRecord } from './kobo.canonical.ts';
 import { KoboSchemaReader, koboFormVersion } from './kobo.schema.ts';
 
@@ -306,7 +306,7 @@ export class KoboConnector implements SourceConnector {
   private async get(url: URL, searchParams: Record<string, string>, signal?: AbortSignal): Promise<z.infer<typeof Envelope>> {
     let body: unknown;
     try {
-      body = await this.http.get(url, { searchParams, signal }).json();
+      body = jsonBody(await this.http.get(url, { searchParams, signal }));
     } catch (e) {
       if (e instanceof HTTPError) {
         const detail = String(e.response.body ?? '').slice(0, 300);

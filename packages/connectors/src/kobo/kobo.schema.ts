@@ -2,6 +2,7 @@ import { HTTPError, type Got } from 'got';
 import { z } from 'zod';
 import { FormDefinition, type Choice, type FieldType, type FormField, type Labels } from '@fieldsync/model';
 import { AuthError } from '../connector.ts';
+import { jsonBody } from '../http.ts';
 
 /*
  * Form definitions from kpi: the asset (`/api/v2/assets/{uid}/`: name,
@@ -174,7 +175,7 @@ export class KoboSchemaReader {
   private async get(path: string, searchParams: Record<string, string>, signal?: AbortSignal): Promise<unknown> {
     const url = new URL(path, this.base);
     try {
-      return await this.http.get(url, { searchParams, signal }).json();
+      return jsonBody(await this.http.get(url, { searchParams, signal }));
     } catch (e) {
       if (e instanceof HTTPError) {
         const status = e.response.statusCode;

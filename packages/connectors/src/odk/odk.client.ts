@@ -1,6 +1,7 @@
 import { HTTPError, RequestError, type Got } from 'got';
 import { z } from 'zod';
 import { AuthError } from '../connector.ts';
+import { jsonBody } from '../http.ts';
 import { centralAuthError, type OdkAuthorizer } from './odk.auth.ts';
 
 /** A failed ODK Central call, with Central's dotted error code when it sent one (e.g. 401.2, 501.11). */
@@ -103,8 +104,8 @@ export class OdkClient {
         throw odkError(e, 'POST', this.url('/v1/sessions'));
       });
       try {
-        const res = this.http.get(url, { headers: { authorization: header }, signal });
-        return await (as === 'text' ? res.text() : res.json());
+        const res = await this.http.get(url, { headers: { authorization: header }, signal });
+        return as === 'text' ? res.body : jsonBody(res);
       } catch (e) {
         if (!renewed && e instanceof HTTPError && e.response.statusCode === 401 && this.auth.rejected(header)) continue;
         // Refused with credentials that just worked (or Basic ones): the same ones would be refused again.

@@ -5,7 +5,7 @@ import type { SocrataSourceConfig } from '@fieldsync/config';
 import type { Logger } from '@fieldsync/logger';
 import type { CanonicalSubmission, FormDefinition } from '@fieldsync/model';
 import { AuthError, tombstonePages, type Cursor, type PullOptions, type PullPage, type SourceConnector, type StoredIndex, type SweepPage } from '../connector.ts';
-import { backoffDelay, baseUrl, createHttpClient } from '../http.ts';
+import { backoffDelay, baseUrl, createHttpClient, jsonBody } from '../http.ts';
 import { keyField, SocrataView, socrataDefinition } from './socrata.schema.ts';
 
 /**
@@ -178,7 +178,7 @@ export class SocrataConnector implements SourceConnector {
     const hit = this.views.get(formId);
     if (hit && Date.now() - hit.at < ttlMs) return hit.view;
     const res = await this.get(new URL(`api/views/${encodeURIComponent(formId)}.json`, this.base), {}, {}, signal);
-    const parsed = SocrataView.safeParse(JSON.parse(res.body));
+    const parsed = SocrataView.safeParse(jsonBody(res));
     if (!parsed.success) throw new Error(`socrata ${this.sourceId}: unexpected metadata for ${formId}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     this.views.set(formId, { view: parsed.data, at: Date.now() });
     return parsed.data;
@@ -195,7 +195,7 @@ export class SocrataConnector implements SourceConnector {
     if (cursor?.lastModified && !cursor.walk) headers['if-modified-since'] = cursor.lastModified;
     const res = await this.get(this.resource(formId), { $select: ':updated_at', $order: ':updated_at DESC', $limit: '1' }, headers, signal);
     if (res.statusCode === 304) return { unchanged: true };
-    const body: unknown = JSON.parse(res.body);
+    const body: unknown = jsonBody(res);
     const newest = Array.isArray(body) && typeof (body[0] as Row | undefined)?.[':updated_at'] === 'string' ? ((body[0] as Row)[':updated_at'] as string) : undefined;
     return { unchanged: false, etag: res.headers.etag, lastModified: res.headers['last-modified'], newest };
   }
@@ -215,7 +215,7 @@ export class SocrataConnector implements SourceConnector {
       const observedAt = new Date();
       // A lagging replica answered: the rows are still right, just not the newest; the next poll catches up.
       if (res.headers['x-soda2-data-out-of-date'] === 'true') this.logger?.warn({ sourceId: this.sourceId, formId }, 'socrata answered from a replica that is behind (X-SODA2-Data-Out-Of-Date)');
-      const body: unknown = JSON.parse(res.body);
+      const body: unknown = jsonBody(res);
       if (!Array.isArray(body)) throw new Error(`socrata ${this.sourceId}/${formId}: expected an array of rows, got ${res.body.slice(0, 200)}`);
       const rows = body as Row[];
       const last = rows.at(-1)?.[':id'];
