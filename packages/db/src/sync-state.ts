@@ -5,7 +5,7 @@ import { mysqlTime } from './submissions.ts';
 export type Cursor = Record<string, unknown>;
 
 /*
- * The poll path's bookkeeping (cursor, run rows) is plain SQL: each Prisma call cost the
+ * The poll path's bookkeeping (cursor, run rows, stale runs, the auth streak, typed-table counts) is plain SQL: each Prisma call cost the
  * poller 2-3 ms of CPU warm and 20-40 ms the first time a process ran its shape (its
  * query compiler), against 0.3 ms for the statement itself; a poll makes several.
  */
@@ -15,6 +15,8 @@ const c = (db: Database, name: string) => quoteIdent(db.dialect, name);
 const at = (db: Database, d: Date) => (isPg(db) ? d.toISOString() : mysqlTime(d.toISOString()));
 const ts = (db: Database) => (isPg(db) ? '?::timestamptz' : '?');
 const js = (db: Database) => (isPg(db) ? '?::jsonb' : '?');
+/** A time column as read: a Date, or (some MySQL paths) DATETIME text in UTC. */
+const timeOf = (v: Date | string): Date => (v instanceof Date ? v : new Date(`${v.replace(' ', 'T')}Z`));
 
 export async function loadCursor(db: Database, sourceId: string, formId: string): Promise<Cursor | null> {
   const rows = await db.sql.query<{ cursor: unknown }>(
@@ -89,31 +91,25 @@ export async function closeStaleRuns(
   db: Database,
   where: { sourceId?: string; formId?: string; staleAfterMs?: number } = {},
 ): Promise<{ id: bigint; sourceId: string; formId: string; mode: string }[]> {
-  const cutoff = new Date(Date.now() - (where.staleAfterMs ?? RUN_STALE_AFTER_MS));
-  const stale = await db.prisma.syncRun.findMany({
-    where: {
-      sourceId: where.sourceId,
-      formId: where.formId,
-      outcome: 'running',
-      // Rows from before the heartbeat column have none: their start is the last sign of life.
-      OR: [{ heartbeatAt: { lt: cutoff } }, { heartbeatAt: null, startedAt: { lt: cutoff } }],
-    },
-    select: { id: true, sourceId: true, formId: true, mode: true, startedAt: true, heartbeatAt: true },
-  });
+  const cutoff = at(db, new Date(Date.now() - (where.staleAfterMs ?? RUN_STALE_AFTER_MS)));
+  const scope = [where.sourceId === undefined ? '' : ` AND ${c(db, 'sourceId')} = ?`, where.formId === undefined ? '' : ` AND ${c(db, 'formId')} = ?`].join('');
+  const stale = await db.sql.query<{ id: string | number; sourceId: string; formId: string; mode: string; startedAt: Date | string; heartbeatAt: Date | string | null }>(
+    `SELECT ${['id', 'sourceId', 'formId', 'mode', 'startedAt', 'heartbeatAt'].map((k) => c(db, k)).join(', ')} FROM ${c(db, 'SyncRun')}
+WHERE ${c(db, 'outcome')} = 'running'${scope}
+  AND (${c(db, 'heartbeatAt')} < ${ts(db)} OR (${c(db, 'heartbeatAt')} IS NULL AND ${c(db, 'startedAt')} < ${ts(db)}))`,
+    // Rows from before the heartbeat column have none: their start is the last sign of life.
+    [...[where.sourceId, where.formId].filter((v) => v !== undefined), cutoff, cutoff],
+  );
   for (const r of stale) {
-    const seen = r.heartbeatAt ?? r.startedAt;
+    // Its last sign of life: the closest we know to when it stopped.
+    const seen = timeOf(r.heartbeatAt ?? r.startedAt);
     // Conditional on still 'running': a run that finished meanwhile (a slow final write) keeps its own end.
-    await db.prisma.syncRun.updateMany({
-      where: { id: r.id, outcome: 'running' },
-      data: {
-        outcome: 'interrupted',
-        // Its last sign of life: the closest we know to when it stopped.
-        finishedAt: seen,
-        error: `interrupted: the process running it stopped or lost the database (no heartbeat since ${seen.toISOString()}); the counts are those last written. Closed when a later run started.`,
-      },
-    });
+    await db.sql.execute(
+      `UPDATE ${c(db, 'SyncRun')} SET ${c(db, 'outcome')} = 'interrupted', ${c(db, 'finishedAt')} = ${ts(db)}, ${c(db, 'error')} = ? WHERE ${c(db, 'id')} = ? AND ${c(db, 'outcome')} = 'running'`,
+      [at(db, seen), `interrupted: the process running it stopped or lost the database (no heartbeat since ${seen.toISOString()}); the counts are those last written. Closed when a later run started.`, String(r.id)],
+    );
   }
-  return stale.map(({ id, sourceId, formId, mode }) => ({ id, sourceId, formId, mode }));
+  return stale.map(({ id, sourceId, formId, mode }) => ({ id: BigInt(id), sourceId, formId, mode }));
 }
 
 /**
@@ -124,15 +120,14 @@ export async function closeStaleRuns(
  */
 export async function authFailureStreak(db: Database, sourceId: string, lookBack = 16): Promise<{ count: number; lastAt: Date | null }> {
   // By id (the primary key, in start order): cheap however long the log grows.
-  const runs = await db.prisma.syncRun.findMany({
-    where: { sourceId, outcome: { notIn: ['running', 'skipped', 'interrupted'] } },
-    orderBy: { id: 'desc' },
-    take: lookBack,
-    select: { outcome: true, startedAt: true },
-  });
+  const runs = await db.sql.query<{ outcome: string; startedAt: Date | string }>(
+    `SELECT ${c(db, 'outcome')}, ${c(db, 'startedAt')} FROM ${c(db, 'SyncRun')}
+WHERE ${c(db, 'sourceId')} = ? AND ${c(db, 'outcome')} NOT IN ('running', 'skipped', 'interrupted') ORDER BY ${c(db, 'id')} DESC LIMIT ${Math.max(1, Math.floor(lookBack))}`,
+    [sourceId],
+  );
   let count = 0;
   while (count < runs.length && runs[count]!.outcome === 'auth_failed') count++;
-  return { count, lastAt: count ? runs[0]!.startedAt : null };
+  return { count, lastAt: count ? timeOf(runs[0]!.startedAt) : null };
 }
 
 /**
@@ -143,14 +138,19 @@ export async function authFailureStreak(db: Database, sourceId: string, lookBack
  */
 export async function countRunTypedIssues(db: Database, id: bigint, issues: { unfit: number; typeChanges?: string[] }): Promise<void> {
   const notes = issues.typeChanges ?? [];
-  if (issues.unfit > 0) await db.prisma.syncRun.update({ where: { id }, data: { unfitValues: { increment: issues.unfit } } });
+  const where = `WHERE ${c(db, 'id')} = ?`;
+  if (issues.unfit > 0) {
+    await db.sql.execute(`UPDATE ${c(db, 'SyncRun')} SET ${c(db, 'unfitValues')} = ${c(db, 'unfitValues')} + ? ${where}`, [Math.floor(issues.unfit), String(id)]);
+  }
   if (notes.length === 0) return;
   // Every batch of a form carries the same notes: write only what is new (a lost race re-adds it next batch).
-  const row = await db.prisma.syncRun.findUnique({ where: { id }, select: { typeChanges: true } });
+  const row = (await db.sql.query<{ typeChanges: string | null }>(`SELECT ${c(db, 'typeChanges')} FROM ${c(db, 'SyncRun')} ${where}`, [String(id)]))[0];
   if (!row) return;
   const have = new Set((row.typeChanges ?? '').split('\n').filter(Boolean));
   const fresh = notes.filter((n) => !have.has(n));
-  if (fresh.length) await db.prisma.syncRun.update({ where: { id }, data: { typeChanges: [...have, ...fresh].join('\n').slice(0, 10_000) } });
+  if (fresh.length) {
+    await db.sql.execute(`UPDATE ${c(db, 'SyncRun')} SET ${c(db, 'typeChanges')} = ? ${where}`, [[...have, ...fresh].join('\n').slice(0, 10_000), String(id)]);
+  }
 }
 
 export async function finishRun(
