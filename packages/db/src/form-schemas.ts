@@ -1,5 +1,6 @@
 import { FormDefinition } from '@fieldsync/model';
 import type { Database } from './database.ts';
+import { quoteIdent } from './dialect.ts';
 
 /*
  * Form definitions per version (`FormSchema`), as the connectors normalise
@@ -43,8 +44,12 @@ export async function loadFormSchema(db: Database, sourceId: string, formId: str
   return r ? FormDefinition.parse(r.definition) : undefined;
 }
 
-/** The versions stored for a form (cheap: no definitions read). */
+/**
+ * The versions stored for a form (cheap: no definitions read). Every poll asks, so it is
+ * plain SQL, as the rest of the poll's bookkeeping (see sync-state.ts).
+ */
 export async function knownFormVersions(db: Database, sourceId: string, formId: string): Promise<Set<string>> {
-  const rows = await db.prisma.formSchema.findMany({ where: { sourceId, formId }, select: { version: true } });
+  const c = (name: string) => quoteIdent(db.dialect, name);
+  const rows = await db.sql.query<{ version: string }>(`SELECT ${c('version')} FROM ${c('FormSchema')} WHERE ${c('sourceId')} = ? AND ${c('formId')} = ?`, [sourceId, formId]);
   return new Set(rows.map((r) => r.version));
 }
