@@ -11,6 +11,7 @@ import { startPollWorker } from './poll.worker.ts';
 import { drained } from '@fieldsync/queues/testing';
 import { Cable } from '@fieldsync/db/testing';
 import { openHarness, koboTestConfig, testLog, type Harness } from './testing.ts';
+import { isUnavailable } from './db-errors.ts';
 
 
 const sub = (i: number) => makeSubmission({ formId: 'outage', key: String(i), version: `v${i}`, data: { i } });
@@ -108,14 +109,62 @@ describe.each<[Dialect, number]>([['postgresql', 5432], ['mysql', 3306]])('datab
       expect(waiting.attemptsMade).toBe(0);
       expect((waiting.data as { outageRetries?: number }).outageRetries).toBeGreaterThanOrEqual(1);
 
-      // Back while the job waits its turn: an attempt still failing when the database returns
-      // sees its probe succeed and spends that attempt (a narrower case this test is not about).
+      // Back while the job waits its turn (an attempt in flight as it returns: the next test).
       for (let i = 0; i < 200 && (await waiting.getState()) !== 'delayed'; i++) await new Promise((r) => setTimeout(r, 50));
       await cable.plug();
       await drained(h.queues.poll, 60_000);
       expect(await (await h.queues.poll.getJob(job.id!))!.getState()).toBe('completed');
       await drained(h.queues.ingest, 30_000);
       expect(await h.db.prisma.submission.count({ where: { sourceId: 'kobo', formId: asset } })).toBe(300);
+    } finally {
+      await poller.close();
+      await kobo.close();
+    }
+  });
+
+  it('a poll attempt in flight when the database returns fails on the outage, and is retried without spending an attempt', async () => {
+    const kobo = await startKoboSimulator({ submissions: 200, seed: 6 });
+    const asset = kobo.assetUids[0]!;
+    const config = koboTestConfig(kobo, { forms: [asset], pageSize: 100, batchSize: 100 });
+    // The race made certain: once armed, the run's next query fails with the error the
+    // driver gave while the database was down, as a query sent just before it returned would.
+    let lost: unknown = null;
+    let failNext = false;
+    const sql = viaCable.sql;
+    const racing: Database = {
+      dialect: viaCable.dialect,
+      prisma: viaCable.prisma,
+      transaction: (fn) => viaCable.transaction(fn),
+      close: async () => {},
+      sql: {
+        query: ((text: string, params?: unknown[]) => {
+          if (failNext && text !== 'SELECT 1') {
+            failNext = false;
+            return Promise.reject(lost);
+          }
+          return sql.query(text, params);
+        }) as Database['sql']['query'],
+        execute: (text, params) => sql.execute(text, params),
+      },
+    };
+    const poller = startPollWorker({ settings: h.settings, db: racing, queues: h.queues, log: testLog, config });
+    try {
+      await cable.cut();
+      lost = await sql.query('SELECT 2').then(() => null, (e: unknown) => e);
+      expect(isUnavailable(lost)).toBe(true);
+      const job = await h.queues.poll.add(PollForm.name, { sourceId: 'kobo', formId: asset, mode: 'poll' }, { ...PollForm.options, attempts: 1 });
+      const waiting = (await h.queues.poll.getJob(job.id!))!;
+      for (let i = 0; i < 200 && !((await h.queues.poll.getJob(job.id!))!.data as { outageRetries?: number }).outageRetries; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 200 && (await waiting.getState()) !== 'delayed'; i++) await new Promise((r) => setTimeout(r, 50));
+      failNext = true;
+      await cable.plug();
+      await drained(h.queues.poll, 60_000);
+      expect(failNext).toBe(false); // the armed failure happened
+      const done = (await h.queues.poll.getJob(job.id!))!;
+      expect(await done.getState()).toBe('completed');
+      expect(done.attemptsMade).toBe(1);
+      await drained(h.queues.ingest, 30_000);
+      expect(await h.db.prisma.submission.count({ where: { sourceId: 'kobo', formId: asset } })).toBe(200);
     } finally {
       await poller.close();
       await kobo.close();

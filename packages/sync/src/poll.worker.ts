@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { FieldsyncConfig, SourceConfig } from '@fieldsync/config';
 import { AuthError, createConnector, type SourceConnector } from '@fieldsync/connectors';
 import { authFailureStreak, closeStaleRuns, finishRun, startRun, type Database } from '@fieldsync/db';
@@ -92,11 +92,19 @@ export function startPollWorker(
     if (!token || err instanceof AuthError || closing.signal.aborted) return;
     try {
       await deps.db.sql.query('SELECT 1');
-      return;
     } catch (probe) {
       if (!isUnavailable(probe)) return;
+      return waitOutOutage(job, token, { maxRetries: Infinity, baseDelayMs: 1_000, maxDelayMs: 30_000 }, { log, metrics }, { what: 'poll job' });
     }
-    await waitOutOutage(job, token, { maxRetries: Infinity, baseDelayMs: 1_000, maxDelayMs: 30_000 }, { log, metrics }, { what: 'poll job' });
+    // Back by the time of the probe. An attempt already running when it came back failed on
+    // the outage all the same: after a wait for an outage, one such failure is retried free.
+    // Only then: a source that refuses connections fails with the same codes, and spends its attempts.
+    const data = job.data as { outageRetries?: number; outageRecovered?: boolean };
+    if (!isUnavailable(err) || !data.outageRetries || data.outageRecovered) return;
+    log.warn({ jobId: job.id, name: job.name, err: (err as Error).message }, 'database back during the attempt; poll job retries without spending it');
+    await job.updateData({ ...data, outageRecovered: true });
+    await job.moveToDelayed(Date.now() + 200, token);
+    throw new DelayedError();
   };
   const processor = async (job: Job, token?: string, cancelled?: AbortSignal) => {
     try {
