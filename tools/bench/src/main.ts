@@ -28,7 +28,7 @@ import { dropQueuePrefix, testQueueSettings } from '@fieldsync/queues/testing';
 import { startKoboSimulator, type KoboRecord, type KoboSimulator } from '@fieldsync/simulator';
 import { topSelf } from './profile.ts';
 
-export const BENCH_USAGE = `usage: fieldsync bench [--n 51754] [--json FILE] [--quick] [--big 500000] [--only LIST] [--repeats 0.3] [--profile DIR] [--profile-tables DIR [--profile-dialect mysql]] [--profile-ingress DIR]
+export const BENCH_USAGE = `usage: fieldsync bench [--n 51754] [--json FILE] [--quick] [--big 500000] [--only LIST] [--repeats 0.3] [--profile DIR] [--profile-tables DIR [--profile-dialect mysql]] [--profile-ingress DIR] [--app-node-options S]
 
 Starts a Kobo simulator and the apps against local PostgreSQL, MariaDB and
 Redis, and prints one markdown table: each fieldsync figure next to its limit
@@ -43,14 +43,16 @@ Redis, and prints one markdown table: each fieldsync figure next to its limit
   --profile DIR only a PostgreSQL backfill with node --cpu-prof on poller and loader;
                 prints their top functions by self time
   --profile-tables DIR  the same with analyst tables on (--profile-dialect mysql: on MariaDB)
-  --profile-ingress DIR only the ingress section, with node --cpu-prof on the ingress`;
+  --profile-ingress DIR only the ingress section, with node --cpu-prof on the ingress
+  --app-node-options S  NODE_OPTIONS for the apps only, e.g. "--max-old-space-size=128"
+                (a heap cap, as on a small machine)`;
 
 interface Row { name: string; value: number; unit: string; limit: string | null; ratio: number | null }
 
 const { values: args } = parseArgs({
   options: {
     n: { type: 'string' }, json: { type: 'string' }, quick: { type: 'boolean', default: false },
-    big: { type: 'string' }, only: { type: 'string' }, repeats: { type: 'string' }, profile: { type: 'string' }, 'profile-tables': { type: 'string' }, 'profile-dialect': { type: 'string' }, 'profile-ingress': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
+    big: { type: 'string' }, only: { type: 'string' }, repeats: { type: 'string' }, profile: { type: 'string' }, 'profile-tables': { type: 'string' }, 'profile-dialect': { type: 'string' }, 'profile-ingress': { type: 'string' }, 'app-node-options': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (args.help) {
@@ -183,7 +185,7 @@ tables: { enabled: ${o.tables} }
 `);
   const env = {
     DATABASE_URL: t.url, REDIS_URL: settings.redisUrl, FIELDSYNC_QUEUE_PREFIX: settings.prefix, FIELDSYNC_CONFIG: config,
-    KOBO_TOKEN: TOKEN, HOOK_PASSWORD: HOOK.password, INGRESS_PORT: String(port), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    ...(args['app-node-options'] ? { NODE_OPTIONS: args['app-node-options'] } : {}), KOBO_TOKEN: TOKEN, HOOK_PASSWORD: HOOK.password, INGRESS_PORT: String(port), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   };
   const apps: AppProcess[] = [];
   // --cpu-prof is refused in NODE_OPTIONS: profiled apps get it as a node argument.
@@ -578,7 +580,7 @@ async function main(): Promise<void> {
     await kobo.close();
   }
   const table = [
-    `fieldsync bench — ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+    `fieldsync bench — ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}${args['app-node-options'] ? `, apps with NODE_OPTIONS=${args['app-node-options']}` : ''}`,
     `${N} Kobo records, ${Math.round(avg)} B JSON on average, ${Math.round(repeats * 100)} % with a repeat group. Limits measured in the same run.`,
     '',
     '| measure | value | unit | limit | ratio |',
