@@ -493,25 +493,29 @@ async function ingress(kobo: KoboSimulator, dialect: Dialect, profileDir?: strin
     // Webhook to row: a fresh record per request at a steady rate, a loader running.
     await s.queues.ingest.obliterate({ force: true });
     s.apps.push(startApp('loader', s.env));
-    await sleep(3000);
+    // Steady state: the loader connected, then 2 s at the same rate (its first batches warm it up) not counted.
+    await waitFor('loader', async () => { failIfDead(s); return (await s.queues.ingest.getWorkersCount()) >= 1; }, 60_000, 100);
     const sent = new Map<string, number>();
     let i = 0;
+    let counting = false;
     const rate = 200;
-    const secs = QUICK ? 5 : 10;
-    await autocannon({
-      url: `${s.ingressUrl}/webhooks/kobo`, method: 'POST', headers, connections: 10, overallRate: rate, duration: secs,
+    const steady = (duration: number) => autocannon({
+      url: `${s.ingressUrl}/webhooks/kobo`, method: 'POST', headers, connections: 10, overallRate: rate, duration,
       requests: [{
         setupRequest: (req) => {
           const id = 900_000_000 + i++;
           const rec = { ...sample, _id: id, 'meta/instanceID': `uuid:bench-${id}`, _uuid: `bench-${id}` };
-          sent.set(String(id), Date.now());
+          if (counting) sent.set(String(id), Date.now());
           return { ...req, body: JSON.stringify(rec) };
         },
       }],
     });
+    await steady(2);
+    counting = true;
+    await steady(QUICK ? 5 : 10);
     const keys = [...sent.keys()];
-    await waitFor('webhook rows', async () => (await s.t.db.prisma.submission.count({ where: { via: 'webhook' } })) >= keys.length, 120_000, 200);
-    const got = await s.t.db.prisma.submission.findMany({ where: { via: 'webhook' }, select: { key: true, loadedAt: true } });
+    await waitFor('webhook rows', async () => (await s.t.db.prisma.submission.count({ where: { via: 'webhook' } })) >= i, 120_000, 200);
+    const got = await s.t.db.prisma.submission.findMany({ where: { via: 'webhook', key: { in: keys } }, select: { key: true, loadedAt: true } });
     const lat = got.map((g) => g.loadedAt.getTime() - sent.get(g.key)!).filter(Number.isFinite).sort((a, b) => a - b);
     const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!;
     add(`webhook to row p50 at ${rate} req/s`, pct(50), 'ms');
