@@ -196,7 +196,7 @@ tables: { enabled: ${o.tables} }
   if (o.ingress) await waitFor('ingress', async () => (await fetch(`${ingressUrl}/readyz`).catch(() => null))?.ok ?? false, 60_000, 200);
   // App start-up is not measured: the loaders' (~1 s of CPU each, compiling) would share the
   // cores with the backfill's first seconds. Each counts once its ingest worker is connected.
-  if (o.loaders) await waitFor('loaders', async () => { failIfDead({ apps } as Stack); return (await queues.ingest.getWorkersCount()) >= o.loaders; }, 60_000, 100);
+  if (o.loaders) await waitFor('loaders', async () => { failIfDead({ apps }); return (await queues.ingest.getWorkersCount()) >= o.loaders; }, 60_000, 100);
   if (o.poller) apps.push(start('poller'));
   return {
     t, queues, apps, env, prefix: settings.prefix, ingressUrl,
@@ -210,7 +210,7 @@ tables: { enabled: ${o.tables} }
   };
 }
 
-function failIfDead(s: Stack): void {
+function failIfDead(s: Pick<Stack, 'apps'>): void {
   const dead = s.apps.find((a) => !a.alive());
   if (dead) throw new Error(`${dead.name} exited:\n${dead.output().split('\n').slice(-20).join('\n')}`);
 }
