@@ -60,20 +60,29 @@ describe.each<[Dialect, number]>([['postgresql', 5432], ['mysql', 3306]])('datab
     const onCrash = (err: unknown) => crashes.push(err);
     process.on('uncaughtException', onCrash);
     try {
-      const batches = 40;
       const per = 150;
-      await h.queues.ingest.addBulk(
-        Array.from({ length: batches }, (_, b) => ({
-          name: IngestBatch.name,
-          data: { submissions: Array.from({ length: per }, (_, i) => makeSubmission({ formId: 'cuts', key: String(b * per + i), version: `v${b}-${i}`, data: { b, i } })) },
-          opts: IngestBatch.options,
-        })),
-      );
+      let batches = 0;
+      const addBatches = async (n: number) => {
+        const from = batches;
+        batches += n;
+        await h.queues.ingest.addBulk(
+          Array.from({ length: n }, (_, j) => from + j).map((b) => ({
+            name: IngestBatch.name,
+            data: { submissions: Array.from({ length: per }, (_, i) => makeSubmission({ formId: 'cuts', key: String(b * per + i), version: `v${b}-${i}`, data: { b, i } })) },
+            opts: IngestBatch.options,
+          })),
+        );
+      };
+      await addBatches(40);
       let cuts = 0;
-      // Cut only while jobs are active, i.e. while a transaction holds a connection.
-      for (let tries = 0; cuts < 8 && tries < 200; tries++) {
+      // Cut only while jobs are active, i.e. while a transaction holds a connection. A fast
+      // machine can load the batches before enough cuts: then more batches, up to 8 cuts.
+      for (let tries = 0; cuts < 8 && tries < 300; tries++) {
         const c = await h.queues.ingest.getJobCounts('waiting', 'active', 'delayed');
-        if (c.waiting === 0 && c.active === 0 && c.delayed === 0) break;
+        if (c.waiting === 0 && c.active === 0 && c.delayed === 0) {
+          await addBatches(20);
+          continue;
+        }
         if ((c.active ?? 0) > 0) {
           await cable.cut();
           cuts++;
