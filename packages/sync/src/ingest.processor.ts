@@ -147,10 +147,22 @@ async function countIssues(deps: Pick<IngestDeps, 'db' | 'log'>, runId: string |
   }
 }
 
+/** An outage of any length is waited out: the job is not the problem, and giving up would lose it. */
+export const WAIT_OUT_ANY_OUTAGE: NonNullable<IngestDeps['outage']> = { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 1_000, maxDelayMs: 30_000 };
+
+/**
+ * Back to the queue in `delayMs`, `data` merged into the job's, without spending an
+ * attempt: BullMQ counts only thrown failures, and a move to delayed is not one.
+ */
+export async function retryWithoutAttempt(job: Job, token: string, delayMs: number, data: Record<string, unknown>): Promise<never> {
+  await job.updateData({ ...job.data, ...data });
+  await job.moveToDelayed(Date.now() + delayMs, token);
+  throw new DelayedError();
+}
+
 /**
  * A job that failed because the database is down goes back to the queue, delayed with
- * backoff and jitter, without spending an attempt (BullMQ counts only thrown failures;
- * a move to delayed is not one). Returns when the outage retries are used up.
+ * backoff and jitter, without spending an attempt. Returns when the outage retries are used up.
  */
 export async function waitOutOutage(
   job: Job,
@@ -164,9 +176,7 @@ export async function waitOutOutage(
   deps.metrics?.outageWaits.inc();
   const delay = Math.min(outage.baseDelayMs * 2 ** Math.min(n - 1, 10), outage.maxDelayMs);
   deps.log.warn({ jobId: job.id, name: job.name, retry: n, delayMs: delay, ...(about.err ? { err: about.err } : {}) }, `database unavailable; ${about.what} waits`);
-  await job.updateData({ ...job.data, outageRetries: n });
-  await job.moveToDelayed(Date.now() + Math.round(delay * (0.5 + Math.random() / 2)), token);
-  throw new DelayedError();
+  await retryWithoutAttempt(job, token, Math.round(delay * (0.5 + Math.random() / 2)), { outageRetries: n });
 }
 
 function isFinalAttempt(job: Job): boolean {
@@ -180,8 +190,7 @@ function isFinalAttempt(job: Job): boolean {
  */
 export function createIngestProcessor(deps: IngestDeps) {
   const tables = deps.tables !== undefined ? deps.tables : deps.config ? typedTablesFromConfig(deps.config, deps.db.dialect, deps.log) : null;
-  // An outage of any length is waited out: the batch is not the problem, and giving up would lose it.
-  const outage = deps.outage ?? { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 1_000, maxDelayMs: 30_000 };
+  const outage = deps.outage ?? WAIT_OUT_ANY_OUTAGE;
   // Without typed tables or attachments nothing needs a batch's records in JavaScript: on
   // PostgreSQL the job's JSON text goes to the database as Redis held it (LazyDataWorker).
   const jsonPath = deps.db.dialect === 'postgresql' && !tables && !deps.afterCommit;

@@ -1,4 +1,4 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { FieldsyncConfig, SourceConfig } from '@fieldsync/config';
 import { AuthError, createConnector, type SourceConnector } from '@fieldsync/connectors';
 import { authFailureStreak, closeStaleRuns, finishRun, startRun, type Database } from '@fieldsync/db';
@@ -9,7 +9,7 @@ import { lockOptions, type WorkerDeps, type WorkerTiming } from './ingest.worker
 import { observeRun, runPoll } from './poll.runner.ts';
 import { scheduleDiscoveredForms } from './schedules.ts';
 import { isUnavailable } from './db-errors.ts';
-import { waitOutOutage } from './ingest.processor.ts';
+import { WAIT_OUT_ANY_OUTAGE, retryWithoutAttempt, waitOutOutage } from './ingest.processor.ts';
 
 /** Connectors are built once per source and reused by every job; `configPath` (`sources[0]`) for messages. */
 export function connectorsFor(config: FieldsyncConfig, log: Logger, metrics?: Pick<PollerMetrics, 'httpRequests'>): Map<string, { source: SourceConfig; connector: SourceConnector; configPath: string }> {
@@ -94,7 +94,7 @@ export function startPollWorker(
       await deps.db.sql.query('SELECT 1');
     } catch (probe) {
       if (!isUnavailable(probe)) return;
-      return waitOutOutage(job, token, { maxRetries: Infinity, baseDelayMs: 1_000, maxDelayMs: 30_000 }, { log, metrics }, { what: 'poll job' });
+      return waitOutOutage(job, token, WAIT_OUT_ANY_OUTAGE, { log, metrics }, { what: 'poll job' });
     }
     // Back by the time of the probe. An attempt already running when it came back failed on
     // the outage all the same: after a wait for an outage, one such failure is retried free.
@@ -102,9 +102,7 @@ export function startPollWorker(
     const data = job.data as { outageRetries?: number; outageRecovered?: boolean };
     if (!isUnavailable(err) || !data.outageRetries || data.outageRecovered) return;
     log.warn({ jobId: job.id, name: job.name, err: (err as Error).message }, 'database back during the attempt; poll job retries without spending it');
-    await job.updateData({ ...data, outageRecovered: true });
-    await job.moveToDelayed(Date.now() + 200, token);
-    throw new DelayedError();
+    await retryWithoutAttempt(job, token, 200, { outageRecovered: true });
   };
   const processor = async (job: Job, token?: string, cancelled?: AbortSignal) => {
     try {

@@ -196,7 +196,7 @@ tables: { enabled: ${o.tables} }
   if (o.ingress) await waitFor('ingress', async () => (await fetch(`${ingressUrl}/readyz`).catch(() => null))?.ok ?? false, 60_000, 200);
   // App start-up is not measured: the loaders' (~1 s of CPU each, compiling) would share the
   // cores with the backfill's first seconds. Each counts once its ingest worker is connected.
-  if (o.loaders) await waitFor('loaders', async () => { failIfDead({ apps }); return (await queues.ingest.getWorkersCount()) >= o.loaders; }, 60_000, 100);
+  if (o.loaders) await loadersConnected(queues, apps, o.loaders);
   if (o.poller) apps.push(start('poller'));
   return {
     t, queues, apps, env, prefix: settings.prefix, ingressUrl,
@@ -213,6 +213,14 @@ tables: { enabled: ${o.tables} }
 function failIfDead(s: Pick<Stack, 'apps'>): void {
   const dead = s.apps.find((a) => !a.alive());
   if (dead) throw new Error(`${dead.name} exited:\n${dead.output().split('\n').slice(-20).join('\n')}`);
+}
+
+/** Until `n` ingest workers are connected: a loader counts once its start-up is over. */
+function loadersConnected(queues: Queues, apps: AppProcess[], n: number): Promise<void> {
+  return waitFor('loaders', async () => {
+    failIfDead({ apps });
+    return (await queues.ingest.getWorkersCount()) >= n;
+  }, 60_000, 100);
 }
 
 async function idle(s: Stack): Promise<boolean> {
@@ -494,7 +502,7 @@ async function ingress(kobo: KoboSimulator, dialect: Dialect, profileDir?: strin
     await s.queues.ingest.obliterate({ force: true });
     s.apps.push(startApp('loader', s.env));
     // Steady state: the loader connected, then 2 s at the same rate (its first batches warm it up) not counted.
-    await waitFor('loader', async () => { failIfDead(s); return (await s.queues.ingest.getWorkersCount()) >= 1; }, 60_000, 100);
+    await loadersConnected(s.queues, s.apps, 1);
     const sent = new Map<string, number>();
     let i = 0;
     let counting = false;
