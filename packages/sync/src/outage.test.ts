@@ -10,7 +10,7 @@ import { startKoboSimulator } from '@fieldsync/simulator';
 import { startPollWorker } from './poll.worker.ts';
 import { drained } from '@fieldsync/queues/testing';
 import { Cable } from '@fieldsync/db/testing';
-import { openHarness, koboTestConfig, testLog, type Harness } from './testing.ts';
+import { openHarness, koboTestConfig, testLog, until, type Harness } from './testing.ts';
 import { isUnavailable } from './db-errors.ts';
 
 
@@ -131,6 +131,13 @@ describe.each<[Dialect, number]>([['postgresql', 5432], ['mysql', 3306]])('datab
     }
   });
 
+  /** Until the poll job has waited for the outage and sits delayed, its attempts untouched. */
+  const waitingOutOutage = (id: string) =>
+    until(async () => {
+      const j = (await h.queues.poll.getJob(id))!;
+      return { retries: (j.data as { outageRetries?: number }).outageRetries ?? 0, state: await j.getState() };
+    }, (v) => v.retries >= 1 && v.state === 'delayed');
+
   it('a poll attempt in flight when the database returns fails on the outage, and is retried without spending an attempt', async () => {
     const kobo = await startKoboSimulator({ submissions: 200, seed: 6 });
     const asset = kobo.assetUids[0]!;
@@ -162,9 +169,7 @@ describe.each<[Dialect, number]>([['postgresql', 5432], ['mysql', 3306]])('datab
       lost = await sql.query('SELECT 2').then(() => null, (e: unknown) => e);
       expect(isUnavailable(lost)).toBe(true);
       const job = await h.queues.poll.add(PollForm.name, { sourceId: 'kobo', formId: asset, mode: 'poll' }, { ...PollForm.options, attempts: 1 });
-      const waiting = (await h.queues.poll.getJob(job.id!))!;
-      for (let i = 0; i < 200 && !((await h.queues.poll.getJob(job.id!))!.data as { outageRetries?: number }).outageRetries; i++) await new Promise((r) => setTimeout(r, 50));
-      for (let i = 0; i < 200 && (await waiting.getState()) !== 'delayed'; i++) await new Promise((r) => setTimeout(r, 50));
+      await waitingOutOutage(job.id!);
       failNext = true;
       await cable.plug();
       await drained(h.queues.poll, 60_000);
@@ -177,6 +182,35 @@ describe.each<[Dialect, number]>([['postgresql', 5432], ['mysql', 3306]])('datab
     } finally {
       await poller.close();
       await kobo.close();
+    }
+  });
+
+  it('a source that refuses connections spends its attempts, after an outage wait too (one free retry, no more)', async () => {
+    const kobo = await startKoboSimulator({ submissions: 10, seed: 7 });
+    const asset = kobo.assetUids[0]!;
+    const config = koboTestConfig(kobo, { forms: [asset], http: { timeoutMs: 2000, retries: 1, backoffMs: 50, maxBackoffMs: 50 } });
+    await kobo.close(); // the source now refuses connections: the same codes a database outage gives
+    const poller = startPollWorker({ settings: h.settings, db: viaCable, queues: h.queues, log: testLog, config });
+    const failed = (id: string) => until(async () => (await h.queues.poll.getJob(id))!, (j) => j.finishedOn !== undefined, 30_000);
+    try {
+      // The database is up: its probe answers, so the source's refusal spends the one attempt.
+      const plain = await h.queues.poll.add(PollForm.name, { sourceId: 'kobo', formId: asset, mode: 'poll' }, { ...PollForm.options, attempts: 1 });
+      const p = await failed(plain.id!);
+      expect(await p.getState()).toBe('failed');
+      expect(p.data).toEqual({ sourceId: 'kobo', formId: asset, mode: 'poll' }); // neither waited nor retried free
+
+      // After a wait for a database outage the refusal looks like an attempt caught by its end:
+      // retried once without spending the attempt, then spent.
+      await cable.cut();
+      const job = await h.queues.poll.add(PollForm.name, { sourceId: 'kobo', formId: asset, mode: 'poll' }, { ...PollForm.options, attempts: 1 });
+      await waitingOutOutage(job.id!);
+      await cable.plug();
+      const j = await failed(job.id!);
+      expect(await j.getState()).toBe('failed');
+      expect(j.attemptsMade).toBe(1);
+      expect(j.data).toMatchObject({ outageRecovered: true });
+    } finally {
+      await poller.close();
     }
   });
 });
